@@ -1,0 +1,171 @@
+//! Command line: `serve` (default), `check`, `--version`, `--help`. Hand-rolled, no parser crate.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{self, Config};
+use crate::imap::ImapClient;
+use crate::rpc;
+use crate::server;
+use crate::tools::Registry;
+
+pub const HELP: &str = "\
+mailmoat — a hardened MCP server for IMAP mailboxes
+
+USAGE:
+    mailmoat [serve] [--config PATH]     serve MCP over stdin/stdout (the default)
+    mailmoat check [--config PATH]       validate the config, log in to every account, print a report
+    mailmoat --dry-run [--config PATH]   same as check
+    mailmoat --version                   print the version
+    mailmoat --help                      print this help
+
+OPTIONS:
+    --config PATH    config file; default: $MAILMOAT_CONFIG, else
+                     $XDG_CONFIG_HOME/mailmoat/config.toml (~/.config/mailmoat/config.toml)
+
+EXIT STATUS:
+    0 success; 1 check found a failing account; 2 usage or configuration error
+
+Secrets are never printed. Diagnostics go to stderr; in serve mode stdout carries only MCP.
+";
+
+enum Command {
+    Serve,
+    Check,
+    Help,
+    Version,
+}
+
+struct Cli {
+    command: Command,
+    config: Option<PathBuf>,
+}
+
+fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, String> {
+    let mut command = None;
+    let mut config = None;
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let Some(s) = arg.to_str() else { return Err("arguments must be valid UTF-8".into()) };
+        let set = |c: Command, cur: &mut Option<Command>| match cur {
+            None => {
+                *cur = Some(c);
+                Ok(())
+            }
+            Some(_) => Err(format!("unexpected argument `{s}`")),
+        };
+        match s {
+            "serve" => set(Command::Serve, &mut command)?,
+            "check" | "--dry-run" => set(Command::Check, &mut command)?,
+            "--help" | "-h" | "help" => return Ok(Cli { command: Command::Help, config }),
+            "--version" | "-V" => return Ok(Cli { command: Command::Version, config }),
+            "--config" => match it.next() {
+                Some(p) => config = Some(PathBuf::from(p)),
+                None => return Err("--config needs a path".into()),
+            },
+            other if other.starts_with("--config=") => config = Some(PathBuf::from(&other["--config=".len()..])),
+            other => return Err(format!("unknown argument `{}` (see mailmoat --help)", other.escape_default())),
+        }
+    }
+    Ok(Cli { command: command.unwrap_or(Command::Serve), config })
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
+    install_panic_hook();
+    let cli = match parse(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mailmoat: {e}");
+            return 2;
+        }
+    };
+    match cli.command {
+        Command::Help => {
+            print!("{HELP}");
+            0
+        }
+        Command::Version => {
+            println!("mailmoat {}", server::SERVER_VERSION);
+            0
+        }
+        Command::Serve => match load(cli.config) {
+            Ok(cfg) => serve(cfg),
+            Err(code) => code,
+        },
+        Command::Check => match load(cli.config) {
+            Ok(cfg) => check(&cfg),
+            Err(code) => code,
+        },
+    }
+}
+
+/// A panic message can carry data from the request; print where it happened, not what it said.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("mailmoat: internal error (panic at {at}); the affected request failed");
+    }));
+}
+
+fn load(path: Option<PathBuf>) -> Result<Config, i32> {
+    let Some(path) = path.or_else(config::default_path) else {
+        eprintln!("mailmoat: no config file: pass --config PATH or set MAILMOAT_CONFIG");
+        return Err(2);
+    };
+    Config::load(&path).map_err(|e| {
+        eprintln!("mailmoat: config error: {e}");
+        2
+    })
+}
+
+fn serve(cfg: Config) -> i32 {
+    let registry = Registry::new(Arc::new(cfg));
+    let (out, writer) = rpc::spawn_writer(std::io::stdout());
+    let stdin = std::io::stdin();
+    server::serve(registry, stdin.lock(), out.clone());
+    out.shutdown();
+    // The writer may be stuck on a client that stopped reading; never wait for it long.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = writer.join();
+        let _ = done_tx.send(());
+    });
+    let _ = done_rx.recv_timeout(Duration::from_millis(500));
+    0
+}
+
+fn check(cfg: &Config) -> i32 {
+    println!("config: {} (posture {})", cfg.path.display(), cfg.posture.as_str());
+    let limits = Arc::new(cfg.limits.clone());
+    let mut failed = 0;
+    for acct in cfg.accounts.values() {
+        let client = ImapClient::new(Arc::new(acct.clone()), Arc::clone(&limits));
+        let tls = match acct.imap.tls {
+            config::TlsMode::Implicit => "implicit TLS",
+            config::TlsMode::Starttls => "STARTTLS",
+        };
+        println!("account {} <{}>: {}:{} ({tls}), posture {}", acct.name, acct.email, acct.imap.host, acct.imap.port, acct.posture.as_str());
+        match client.check() {
+            Ok(r) => {
+                println!("  ok: logged in in {} ms", r.login_ms);
+                println!("  tls: {}", r.tls);
+                println!("  certificate sha256: {}", r.cert_sha256);
+                println!("  capabilities: {}", r.capabilities.join(" "));
+                println!("  folders: {}", r.folder_count);
+            }
+            Err(e) => {
+                failed += 1;
+                println!("  FAILED ({}): {e}", e.code());
+            }
+        }
+    }
+    if failed == 0 {
+        println!("all {} account(s) ok", cfg.accounts.len());
+        0
+    } else {
+        println!("{failed} of {} account(s) failed", cfg.accounts.len());
+        1
+    }
+}

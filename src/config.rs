@@ -1,0 +1,565 @@
+//! Configuration: the TOML contract, strict validation, postures, and every named limit and timeout.
+//!
+//! Unknown keys are errors that name the key and its line. Error messages never quote the
+//! config file's text, so a password pasted into the wrong place cannot leak through them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::SecretSource;
+
+/// How much power the agent gets. Ordered: each level includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Posture {
+    /// Read mail, list folders and attachments.
+    Readonly,
+    /// Also flag, label, move, copy and save drafts (the default).
+    DraftSafe,
+    /// Also send, delete to Trash, create and rename folders, read raw source.
+    Full,
+    /// Also expunge permanently and delete folders.
+    Destructive,
+}
+
+impl Posture {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Posture::Readonly => "readonly",
+            Posture::DraftSafe => "draft-safe",
+            Posture::Full => "full",
+            Posture::Destructive => "destructive",
+        }
+    }
+}
+
+/// A per-tool override in `[tools]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolRule {
+    Allow,
+    Deny,
+}
+
+/// How the IMAP connection is secured. There is deliberately no plaintext mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (port 993).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS, which is mandatory.
+    Starttls,
+}
+
+/// Named limits and timeouts, each with a documented default. `[limits]` in the config.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// TCP connect timeout.
+    pub connect_timeout_ms: u64,
+    /// TLS handshake plus server greeting (and STARTTLS), after connect.
+    pub greeting_timeout_ms: u64,
+    /// Any single IMAP command, from sending it to the end of its response.
+    pub command_timeout_ms: u64,
+    /// How long a request waits for a free pooled connection.
+    pub pool_wait_ms: u64,
+    /// Sessions kept per account.
+    pub pool_size: usize,
+    /// An idle session older than this is checked with NOOP before reuse.
+    pub idle_check_after_ms: u64,
+    /// Bytes one IMAP response may carry before the session is dropped.
+    pub max_response_bytes: u64,
+    /// Bytes of a message fetched for reading; larger messages are fetched partially.
+    pub max_message_bytes: u64,
+    /// Characters of body text returned by fetch_message.
+    pub max_body_chars: usize,
+    /// Bytes of header fetched per message in summaries.
+    pub max_header_bytes: u64,
+    /// Messages a thread may list.
+    pub max_thread_messages: usize,
+    /// One JSON-RPC request line on stdin.
+    pub max_request_bytes: usize,
+    /// Requests executed at once; more wait in the queue.
+    pub max_in_flight: usize,
+    /// Requests waiting for a worker; beyond this a request is refused as busy.
+    pub max_queued: usize,
+    /// A secret helper command's run time.
+    pub secret_command_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            connect_timeout_ms: 10_000,
+            greeting_timeout_ms: 15_000,
+            command_timeout_ms: 60_000,
+            pool_wait_ms: 30_000,
+            pool_size: 4,
+            idle_check_after_ms: 60_000,
+            max_response_bytes: 48 * 1024 * 1024,
+            max_message_bytes: 16 * 1024 * 1024,
+            max_body_chars: 100_000,
+            max_header_bytes: 64 * 1024,
+            max_thread_messages: 100,
+            max_request_bytes: 4 * 1024 * 1024,
+            max_in_flight: 16,
+            max_queued: 256,
+            secret_command_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Limits {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    pub fn greeting_timeout(&self) -> Duration {
+        Duration::from_millis(self.greeting_timeout_ms)
+    }
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_millis(self.command_timeout_ms)
+    }
+    pub fn pool_wait(&self) -> Duration {
+        Duration::from_millis(self.pool_wait_ms)
+    }
+    pub fn idle_check_after(&self) -> Duration {
+        Duration::from_millis(self.idle_check_after_ms)
+    }
+    pub fn secret_command_timeout(&self) -> Duration {
+        Duration::from_millis(self.secret_command_timeout_ms)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let checks: [(&str, u64, u64, u64); 9] = [
+            ("limits.connect_timeout_ms", self.connect_timeout_ms, 100, 300_000),
+            ("limits.greeting_timeout_ms", self.greeting_timeout_ms, 100, 300_000),
+            ("limits.command_timeout_ms", self.command_timeout_ms, 100, 3_600_000),
+            ("limits.pool_size", self.pool_size as u64, 1, 64),
+            ("limits.max_body_chars", self.max_body_chars as u64, 100, 10_000_000),
+            ("limits.max_request_bytes", self.max_request_bytes as u64, 1024, 64 * 1024 * 1024),
+            ("limits.max_in_flight", self.max_in_flight as u64, 1, 256),
+            ("limits.max_queued", self.max_queued as u64, 1, 65_536),
+            ("limits.max_thread_messages", self.max_thread_messages as u64, 1, 1000),
+        ];
+        for (name, value, min, max) in checks {
+            if value < min || value > max {
+                return Err(format!("{name} = {value} is out of range ({min}..={max})"));
+            }
+        }
+        if self.max_message_bytes > self.max_response_bytes {
+            return Err("limits.max_message_bytes must not exceed limits.max_response_bytes".into());
+        }
+        Ok(())
+    }
+}
+
+/// One account's IMAP settings.
+#[derive(Clone, Debug)]
+pub struct ImapConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: SecretSource,
+    pub ca_file: Option<PathBuf>,
+    /// SHA-256 of the server's leaf certificate (DER).
+    pub pin_sha256: Option<[u8; 32]>,
+}
+
+/// One configured account.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// The key under `[accounts]`.
+    pub name: String,
+    pub email: String,
+    /// Effective posture: the narrower of the global and the account's own.
+    pub posture: Posture,
+    /// The account's own `posture` key, if set; a `[tools]` "allow" never widens past it.
+    pub own_posture: Option<Posture>,
+    pub imap: ImapConfig,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub posture: Posture,
+    pub workspace: Option<PathBuf>,
+    pub tools: BTreeMap<String, ToolRule>,
+    pub accounts: BTreeMap<String, Account>,
+    pub limits: Limits,
+}
+
+/// A configuration problem, naming the file and, when known, the line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.path.display(), line, self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---- raw (serde) shapes: exactly the documented keys, nothing else ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    posture: Option<Posture>,
+    workspace: Option<PathBuf>,
+    #[serde(default)]
+    tools: BTreeMap<String, ToolRule>,
+    #[serde(default)]
+    accounts: BTreeMap<String, RawAccount>,
+    #[serde(default)]
+    limits: Limits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    email: String,
+    posture: Option<Posture>,
+    imap: RawImap,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImap {
+    host: String,
+    port: Option<u16>,
+    tls: Option<TlsMode>,
+    username: String,
+    password: RawSecret,
+    ca_file: Option<PathBuf>,
+    pin_sha256: Option<String>,
+}
+
+/// A password entry: a table naming its source. A bare string is accepted by serde only so that
+/// we can refuse it with a clear message (and without echoing it).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSecret {
+    Table(RawSecretTable),
+    Literal(#[allow(dead_code, reason = "only detected, never used")] IgnoredLiteral),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecretTable {
+    env: Option<String>,
+    command: Option<Vec<String>>,
+    file: Option<PathBuf>,
+}
+
+/// Swallows a literal value without keeping it.
+struct IgnoredLiteral;
+
+impl<'de> Deserialize<'de> for IgnoredLiteral {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| IgnoredLiteral)
+    }
+}
+
+/// The tool names `[tools]` may mention (the full matrix, including tools added later).
+pub const KNOWN_TOOLS: &[&str] = &[
+    "list_accounts",
+    "list_folders",
+    "search",
+    "fetch_message",
+    "fetch_thread",
+    "list_attachments",
+    "read_attachment",
+    "download_attachment",
+    "update_flags",
+    "update_labels",
+    "move_messages",
+    "copy_messages",
+    "create_draft",
+    "send_email",
+    "send_draft",
+    "delete_messages",
+    "create_folder",
+    "rename_folder",
+    "fetch_raw",
+    "expunge_messages",
+    "delete_folder",
+];
+
+/// Where the config is looked for: `--config`, else `$MAILMOAT_CONFIG`, else XDG.
+pub fn default_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MAILMOAT_CONFIG").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("mailmoat/config.toml"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/mailmoat/config.toml"))
+}
+
+/// Largest config file accepted.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let err = |line: Option<usize>, message: String| ConfigError { path: path.to_path_buf(), line, message };
+        let meta = std::fs::metadata(path).map_err(|e| err(None, format!("cannot read config: {e}")))?;
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(err(None, "config file is larger than 1 MiB".into()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| err(None, format!("cannot read config: {e}")))?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let err = |line: Option<usize>, message: String| ConfigError { path: path.to_path_buf(), line, message };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            // message() is the parser's sentence without the quoted source snippet.
+            err(line, e.message().trim().to_string())
+        })?;
+        let line_of_key = |needle: &str| text.find(needle).map(|at| line_of(text, at));
+
+        let posture = raw.posture.unwrap_or(Posture::DraftSafe);
+        for name in raw.tools.keys() {
+            if !KNOWN_TOOLS.contains(&name.as_str()) {
+                return Err(err(line_of_key(name), format!("unknown tool `{name}` in [tools]")));
+            }
+        }
+        raw.limits.validate().map_err(|m| err(line_of_key("[limits]"), m))?;
+        if let Some(ws) = &raw.workspace {
+            if !ws.is_absolute() {
+                return Err(err(line_of_key("workspace"), "workspace must be an absolute path".into()));
+            }
+        }
+
+        let mut accounts = BTreeMap::new();
+        for (name, acc) in raw.accounts {
+            let at = line_of_key(&format!("[accounts.{name}")).or_else(|| line_of_key(&name));
+            let account = build_account(&name, acc, posture).map_err(|m| err(at, m))?;
+            accounts.insert(name, account);
+        }
+        if accounts.is_empty() {
+            return Err(err(None, "no accounts configured: add an [accounts.NAME] table".into()));
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            posture,
+            workspace: raw.workspace,
+            tools: raw.tools,
+            accounts,
+            limits: raw.limits,
+        })
+    }
+}
+
+fn build_account(name: &str, acc: RawAccount, global: Posture) -> Result<Account, String> {
+    let valid_name = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !valid_name {
+        return Err(format!("account name `{}` must be 1-64 characters of A-Z a-z 0-9 . _ -", name.escape_default()));
+    }
+    if !plausible_email(&acc.email) {
+        return Err(format!("accounts.{name}.email is not an email address"));
+    }
+    let imap = acc.imap;
+    if imap.host.is_empty() || imap.host.len() > 253 || imap.host.bytes().any(|b| b <= b' ' || b == b'/' || b >= 0x7f) {
+        return Err(format!("accounts.{name}.imap.host is not a valid host name"));
+    }
+    if imap.username.is_empty() || imap.username.len() > 512 || imap.username.chars().any(char::is_control) {
+        return Err(format!("accounts.{name}.imap.username must be 1-512 characters without control characters"));
+    }
+    let password = match imap.password {
+        RawSecret::Literal(_) => {
+            return Err(format!(
+                "accounts.{name}.imap.password: literal passwords are refused; use {{ env = \"VAR\" }}, {{ command = [\"prog\", \"arg\"] }} or {{ file = \"/path\" }}"
+            ))
+        }
+        RawSecret::Table(t) => secret_source(t).map_err(|m| format!("accounts.{name}.imap.password: {m}"))?,
+    };
+    let tls = imap.tls.unwrap_or(TlsMode::Implicit);
+    let port = imap.port.unwrap_or(match tls {
+        TlsMode::Implicit => 993,
+        TlsMode::Starttls => 143,
+    });
+    if port == 0 {
+        return Err(format!("accounts.{name}.imap.port must not be 0"));
+    }
+    let pin_sha256 = match imap.pin_sha256 {
+        None => None,
+        Some(p) => Some(parse_pin(&p).ok_or_else(|| {
+            format!("accounts.{name}.imap.pin_sha256 must be 64 hex digits (colons allowed), the SHA-256 of the leaf certificate")
+        })?),
+    };
+    let posture = acc.posture.map_or(global, |p| p.min(global));
+    Ok(Account {
+        name: name.to_string(),
+        email: acc.email,
+        posture,
+        own_posture: acc.posture,
+        imap: ImapConfig { host: imap.host, port, tls, username: imap.username, password, ca_file: imap.ca_file, pin_sha256 },
+    })
+}
+
+fn secret_source(t: RawSecretTable) -> Result<SecretSource, String> {
+    match (t.env, t.command, t.file) {
+        (Some(var), None, None) if !var.is_empty() && !var.contains('=') && !var.contains('\0') => Ok(SecretSource::Env(var)),
+        (None, Some(argv), None) if !argv.is_empty() && !argv[0].is_empty() => Ok(SecretSource::Command(argv)),
+        (None, None, Some(path)) if path.is_absolute() => Ok(SecretSource::File(path)),
+        (None, None, Some(_)) => Err("file must be an absolute path".into()),
+        (None, None, None) => Err("give exactly one of env, command or file".into()),
+        (Some(_), None, None) => Err("env must name a variable".into()),
+        (None, Some(_), None) => Err("command must be a non-empty list whose first item is the program".into()),
+        _ => Err("give exactly one of env, command or file".into()),
+    }
+}
+
+/// Parses a SHA-256 fingerprint written as hex, with or without colons.
+pub fn parse_pin(s: &str) -> Option<[u8; 32]> {
+    let hex: Vec<u8> = s.bytes().filter(|&b| b != b':').collect();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+fn plausible_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    !local.is_empty()
+        && local.len() <= 64
+        && !domain.is_empty()
+        && domain.len() <= 253
+        && domain.contains('.') | (domain == "localhost")
+        && s.chars().all(|c| !c.is_control() && !c.is_whitespace() && c != '<' && c != '>' && c != '"' && c != ',')
+}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    text.as_bytes()[..byte.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+posture = "full"
+workspace = "/tmp/ws"
+[tools]
+fetch_thread = "deny"
+[accounts.work]
+email = "me@example.com"
+posture = "readonly"
+[accounts.work.imap]
+host = "imap.example.com"
+username = "me@example.com"
+password = { env = "WORK_PASS" }
+pin_sha256 = "AB:cd:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd"
+[accounts.home]
+email = "me@home.example"
+[accounts.home.imap]
+host = "127.0.0.1"
+port = 1143
+tls = "starttls"
+username = "me"
+password = { command = ["secret-tool", "lookup", "mail", "home"] }
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/mm.toml"))
+    }
+
+    #[test]
+    fn good_config_and_effective_postures() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.posture, Posture::Full);
+        assert_eq!(c.accounts["work"].posture, Posture::Readonly);
+        assert_eq!(c.accounts["home"].posture, Posture::Full);
+        assert_eq!(c.accounts["work"].imap.port, 993);
+        assert_eq!(c.accounts["home"].imap.tls, TlsMode::Starttls);
+        assert_eq!(c.accounts["work"].imap.pin_sha256.unwrap()[0], 0xab);
+        assert_eq!(c.tools["fetch_thread"], ToolRule::Deny);
+        assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn account_posture_cannot_widen_global() {
+        let text = GOOD.replace("posture = \"full\"", "posture = \"readonly\"").replace(
+            "email = \"me@home.example\"",
+            "email = \"me@home.example\"\nposture = \"destructive\"",
+        );
+        assert_eq!(parse(&text).unwrap().accounts["home"].posture, Posture::Readonly);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = GOOD.replace("username = \"me\"\n", "username = \"me\"\npasword = { env = \"X\" }\n");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, Some(21));
+        assert!(e.message.contains("unknown field `pasword`"), "{}", e.message);
+        assert!(e.to_string().starts_with("/etc/mm.toml:21: "));
+    }
+
+    #[test]
+    fn literal_password_is_refused_without_echo() {
+        let text = GOOD.replace("password = { env = \"WORK_PASS\" }", "password = \"CANARY-literal-91b\"");
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("literal passwords are refused"), "{}", e.message);
+        assert!(!e.to_string().contains("CANARY"));
+    }
+
+    #[test]
+    fn syntax_error_does_not_quote_the_file() {
+        let text = GOOD.replace("password = { env = \"WORK_PASS\" }", "password = CANARY-unquoted-55");
+        let e = parse(&text).unwrap_err();
+        assert!(!e.to_string().contains("CANARY"), "{e}");
+        assert_eq!(e.line, Some(13));
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("posture = \"full\"", "posture = \"root\"", "unknown variant `root`"),
+            ("tls = \"starttls\"", "tls = \"none\"", "unknown variant `none`"),
+            ("fetch_thread = \"deny\"", "fetch_threads = \"deny\"", "unknown tool `fetch_threads`"),
+            ("pin_sha256 = \"AB", "pin_sha256 = \"XB", "pin_sha256 must be 64 hex digits"),
+            ("password = { env = \"WORK_PASS\" }", "password = { env = \"A\", file = \"/x\" }", "exactly one of env, command or file"),
+            ("password = { env = \"WORK_PASS\" }", "password = { file = \"rel/p\" }", "file must be an absolute path"),
+            ("email = \"me@example.com\"", "email = \"not-an-address\"", "email is not an email address"),
+            ("workspace = \"/tmp/ws\"", "workspace = \"ws\"", "workspace must be an absolute path"),
+            ("[tools]", "[limits]\npool_size = 0\n[tools]", "limits.pool_size = 0 is out of range"),
+        ];
+        for (from, to, want) in cases {
+            let e = parse(&GOOD.replace(from, to)).unwrap_err();
+            assert!(e.message.contains(want), "{to}: got {}", e.message);
+        }
+    }
+
+    #[test]
+    fn no_accounts_is_an_error() {
+        let e = parse("posture = \"readonly\"\n").unwrap_err();
+        assert!(e.message.starts_with("no accounts configured"));
+    }
+}

@@ -1,0 +1,591 @@
+//! One authenticated IMAP session: TCP, the guard, TLS (implicit or STARTTLS), login, and the
+//! single place where commands are handed to the `imap` crate.
+//!
+//! Before login we speak the protocol ourselves, a byte at a time, so that nothing the server
+//! sends in plaintext can be buffered across the STARTTLS boundary, and so that capabilities are
+//! known before any credential is sent. After login every command goes through [`Conn::run`]:
+//! the guard is armed with the command's deadline, byte budget and cancel flag, and the call
+//! into the crate runs under `catch_unwind`.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use native_tls::{Certificate, Protocol, TlsConnector};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::error::{hex, sanitize, ImapError};
+use super::guard::{Guarded, IoControl, Phase, Trip};
+use super::parse::{self, has_cap};
+use super::CancelToken;
+use crate::config::{Account, Limits, TlsMode};
+use crate::secret::Secret;
+
+pub(crate) type TlsStream = native_tls::TlsStream<Guarded>;
+
+/// Longest line accepted before login (greeting, CAPABILITY, STARTTLS answer).
+const MAX_PREAUTH_LINE: usize = 64 * 1024;
+/// Largest `ca_file` read.
+const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
+/// Extra bytes allowed on top of `limits.max_response_bytes` for TLS records and IMAP framing,
+/// so that a response of exactly the limit is not refused for its envelope.
+fn framing_slack(max: u64) -> u64 {
+    max / 32 + 64 * 1024
+}
+
+/// The limits one session applies to each command (copied from `config::Limits`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SessionLimits {
+    pub command_timeout: Duration,
+    pub max_response_bytes: u64,
+}
+
+impl From<&Limits> for SessionLimits {
+    fn from(l: &Limits) -> SessionLimits {
+        SessionLimits { command_timeout: l.command_timeout(), max_response_bytes: l.max_response_bytes }
+    }
+}
+
+fn response_phase(timeout: Duration, timeout_limit: &'static str, max: u64, cancel: Option<&CancelToken>) -> Phase {
+    Phase::new(
+        timeout,
+        timeout_limit,
+        max.saturating_add(framing_slack(max)),
+        "limits.max_response_bytes",
+        max,
+        cancel.cloned(),
+    )
+}
+
+impl From<Trip> for ImapError {
+    fn from(t: Trip) -> ImapError {
+        match t {
+            Trip::Timeout { limit, ms } => ImapError::Timeout { limit, ms },
+            Trip::Cancelled => ImapError::Cancelled,
+            Trip::Limit { limit, max } => ImapError::LimitExceeded { limit, max },
+        }
+    }
+}
+
+/// Maps an I/O failure, preferring the guard's own reason when it tripped.
+fn io_error(ctl: &IoControl, e: &io::Error, doing: &str) -> ImapError {
+    match ctl.trip() {
+        Some(t) => t.into(),
+        None if e.kind() == io::ErrorKind::UnexpectedEof => {
+            ImapError::Protocol { reason: format!("connection closed by the server {doing}") }
+        }
+        None => ImapError::Protocol { reason: format!("connection failed {doing}: {}", sanitize(&e.to_string())) },
+    }
+}
+
+/// Maps an error from the `imap` crate.
+fn crate_error(ctl: &IoControl, e: imap::Error, doing: &str) -> ImapError {
+    if let Some(t) = ctl.trip() {
+        return t.into();
+    }
+    match e {
+        imap::Error::No(n) => ImapError::Server { status: "NO", text: sanitize(&n.information) },
+        imap::Error::Bad(b) => ImapError::Server { status: "BAD", text: sanitize(&b.information) },
+        // The crate reports a line it cannot parse as a BYE without code or text.
+        imap::Error::Bye(b) if b.code.is_none() && b.information == "no explanation given" => ImapError::Protocol {
+            reason: format!("the server sent a response the imap library cannot parse {doing}"),
+        },
+        imap::Error::Bye(b) => ImapError::Server { status: "BYE", text: sanitize(&b.information) },
+        imap::Error::ConnectionLost => ImapError::Protocol { reason: format!("connection closed by the server {doing}") },
+        imap::Error::Io(e) => io_error(ctl, &e, doing),
+        imap::Error::Parse(_) => ImapError::Protocol { reason: format!("unparseable response from the server {doing}") },
+        imap::Error::TagMismatch(_) => ImapError::Protocol { reason: format!("response tag mismatch {doing}") },
+        _ => ImapError::Protocol { reason: format!("unexpected response from the server {doing}") },
+    }
+}
+
+/// An authenticated session.
+pub(crate) struct Conn {
+    session: imap::Session<TlsStream>,
+    ctl: Arc<IoControl>,
+    limits: SessionLimits,
+    /// Capabilities after login.
+    pub caps: Vec<String>,
+    /// SHA-256 of the server's leaf certificate (DER).
+    pub cert_sha256: [u8; 32],
+    /// When the last command finished.
+    pub last_used: Instant,
+    /// Milliseconds from the start of the TCP connect to the end of login.
+    pub login_ms: u64,
+}
+
+impl Conn {
+    /// Runs one command; returns the untagged part of the response (the tagged OK excluded).
+    /// NO and BAD leave the session usable; anything else leaves it in an unknown state.
+    pub(crate) fn run(&mut self, what: &'static str, cmd: &str, cancel: Option<&CancelToken>) -> Result<Vec<u8>, ImapError> {
+        self.ctl.arm(response_phase(
+            self.limits.command_timeout,
+            "limits.command_timeout_ms",
+            self.limits.max_response_bytes,
+            cancel,
+        ));
+        let result = catch_unwind(AssertUnwindSafe(|| self.session.run_command_and_read_response(cmd)));
+        let out = match result {
+            Err(_) => Err(ImapError::Panicked { context: what }),
+            Ok(Ok(data)) => Ok(data),
+            Ok(Err(e)) => Err(crate_error(&self.ctl, e, &format!("during {what}"))),
+        };
+        self.ctl.disarm();
+        // Anything the crate queued for us is irrelevant (we parse raw data) and must not grow.
+        drop(self.session.take_all_unsolicited());
+        self.last_used = Instant::now();
+        out
+    }
+}
+
+/// Opens, secures and authenticates a new session.
+pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&CancelToken>) -> Result<Conn, ImapError> {
+    let started = Instant::now();
+    let imap = &account.imap;
+    let tcp = tcp_connect(&imap.host, imap.port, limits.connect_timeout(), cancel)?;
+    let connect_err = |e: io::Error| ImapError::Connect {
+        host: imap.host.clone(),
+        port: imap.port,
+        reason: sanitize(&e.to_string()),
+    };
+    tcp.set_nodelay(true).map_err(connect_err)?;
+    let ctl = IoControl::new();
+    let mut guarded = Guarded::new(tcp, ctl.clone()).map_err(connect_err)?;
+    // Handshake, greeting and STARTTLS share one deadline.
+    ctl.arm(response_phase(
+        limits.greeting_timeout(),
+        "limits.greeting_timeout_ms",
+        limits.max_response_bytes,
+        cancel,
+    ));
+    let connector = tls_connector(account)?;
+
+    let mut tls = match imap.tls {
+        TlsMode::Implicit => {
+            let mut tls = handshake(&connector, &imap.host, guarded, &ctl)?;
+            let mut pre = PreAuth { stream: &mut tls, ctl: &ctl };
+            pre.greeting()?;
+            tls
+        }
+        TlsMode::Starttls => {
+            let mut pre = PreAuth { stream: &mut guarded, ctl: &ctl };
+            let greeting_caps = pre.greeting()?;
+            let caps = match greeting_caps {
+                Some(c) if has_cap(&c, "STARTTLS") => c,
+                _ => pre.capability("m1")?,
+            };
+            if !has_cap(&caps, "STARTTLS") {
+                return Err(ImapError::StarttlsUnavailable);
+            }
+            pre.starttls("m2")?;
+            handshake(&connector, &imap.host, guarded, &ctl)?
+        }
+    };
+
+    let cert_sha256 = leaf_sha256(&tls)?;
+    if let Some(pin) = &imap.pin_sha256 {
+        if pin != &cert_sha256 {
+            return Err(ImapError::PinMismatch { expected: hex(pin), actual: hex(&cert_sha256) });
+        }
+    }
+
+    // Capabilities over TLS (never trust the plaintext list), before any credential is sent.
+    let caps = PreAuth { stream: &mut tls, ctl: &ctl }.capability("m3")?;
+    let use_plain = has_cap(&caps, "AUTH=PLAIN");
+    if !use_plain && has_cap(&caps, "LOGINDISABLED") {
+        return Err(ImapError::Auth { reason: "the server disabled LOGIN and offers no AUTH=PLAIN".into() });
+    }
+
+    // The secret is resolved only now: never for a server whose certificate did not verify.
+    let password = imap.password.resolve(limits.secret_command_timeout())?;
+    ctl.arm(response_phase(limits.command_timeout(), "limits.command_timeout_ms", limits.max_response_bytes, cancel));
+    let client = imap::Client::new(tls);
+    let login = catch_unwind(AssertUnwindSafe(|| {
+        if use_plain {
+            let auth = PlainAuth { user: &imap.username, password: &password };
+            client.authenticate("PLAIN", &auth)
+        } else {
+            client.login(&imap.username, password.expose())
+        }
+    }));
+    let session = match login {
+        Err(_) => return Err(ImapError::Panicked { context: "login" }),
+        Ok(Ok(s)) => s,
+        Ok(Err((e, _client))) => return Err(login_error(&ctl, e, &password)),
+    };
+    drop(password);
+    let login_ms = started.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+
+    let mut conn = Conn {
+        session,
+        ctl,
+        limits: SessionLimits::from(limits),
+        caps: Vec::new(),
+        cert_sha256,
+        last_used: Instant::now(),
+        login_ms,
+    };
+    // Capabilities change after login (Dovecot adds SORT, LIST-STATUS, ...).
+    let data = conn.run("capability", "CAPABILITY", cancel)?;
+    conn.caps = catch_unwind(|| parse::capabilities(&data)).map_err(|_| ImapError::Panicked { context: "capability" })??;
+    Ok(conn)
+}
+
+fn login_error(ctl: &IoControl, e: imap::Error, password: &Secret) -> ImapError {
+    let redact = |text: &str| {
+        let p = password.expose();
+        let clean = if p.len() >= 3 { text.replace(p, "[redacted]") } else { text.to_string() };
+        sanitize(&clean)
+    };
+    match crate_error(ctl, e, "during login") {
+        ImapError::Server { status: "NO" | "BAD", text } => ImapError::Auth { reason: redact(&text) },
+        ImapError::Server { status, text } => ImapError::Server { status, text: redact(&text) },
+        other => other,
+    }
+}
+
+/// SASL PLAIN (RFC 4616): `\0user\0password`, built in a buffer that is wiped on drop.
+struct PlainAuth<'a> {
+    user: &'a str,
+    password: &'a Secret,
+}
+
+impl imap::Authenticator for PlainAuth<'_> {
+    type Response = Zeroizing<Vec<u8>>;
+    fn process(&self, _challenge: &[u8]) -> Self::Response {
+        let p = self.password.expose().as_bytes();
+        let mut v = Zeroizing::new(Vec::with_capacity(self.user.len() + p.len() + 2));
+        v.push(0);
+        v.extend_from_slice(self.user.as_bytes());
+        v.push(0);
+        v.extend_from_slice(p);
+        v
+    }
+}
+
+fn tcp_connect(host: &str, port: u16, timeout: Duration, cancel: Option<&CancelToken>) -> Result<TcpStream, ImapError> {
+    let deadline = Instant::now() + timeout;
+    let timeout_err = || ImapError::Timeout {
+        limit: "limits.connect_timeout_ms",
+        ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
+    };
+    let fail = |reason: String| ImapError::Connect { host: host.to_string(), port, reason };
+    let addrs = resolve(host, port, timeout).map_err(|e| match e {
+        None => timeout_err(),
+        Some(reason) => fail(reason),
+    })?;
+    let mut last = String::from("no address");
+    for addr in addrs {
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(ImapError::Cancelled);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timeout_err());
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => last = "timed out".into(),
+            Err(e) => last = sanitize(&e.to_string()),
+        }
+    }
+    if Instant::now() >= deadline {
+        return Err(timeout_err());
+    }
+    Err(fail(last))
+}
+
+/// DNS on a helper thread, so a hung resolver cannot outlive the connect timeout.
+/// `Err(None)` means it timed out.
+fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, Option<String>> {
+    let (tx, rx) = mpsc::channel();
+    let h = host.to_string();
+    std::thread::Builder::new()
+        .name("imap-dns".into())
+        .spawn(move || {
+            let r = (h.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>());
+            let _ = tx.send(r);
+        })
+        .map_err(|e| Some(format!("cannot start resolver thread: {e}")))?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(Some("host name has no addresses".into())),
+        Ok(Err(e)) => Err(Some(format!("cannot resolve host: {}", sanitize(&e.to_string())))),
+        Err(_) => Err(None),
+    }
+}
+
+/// TLS 1.2 or newer, system roots plus the optional `ca_file`, host name always verified.
+fn tls_connector(account: &Account) -> Result<TlsConnector, ImapError> {
+    let mut b = TlsConnector::builder();
+    b.min_protocol_version(Some(Protocol::Tlsv12));
+    if let Some(path) = &account.imap.ca_file {
+        let unreadable = |reason: String| ImapError::Tls { reason: format!("cannot use ca_file {}: {reason}", path.display()) };
+        let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+        let mut pem = Vec::new();
+        file.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut pem).map_err(|e| unreadable(e.to_string()))?;
+        if pem.len() as u64 > MAX_CA_FILE_BYTES {
+            return Err(unreadable("larger than 1 MiB".into()));
+        }
+        let certs = Certificate::stack_from_pem(&pem).map_err(|e| unreadable(sanitize(&e.to_string())))?;
+        if certs.is_empty() {
+            return Err(unreadable("no PEM certificate in it".into()));
+        }
+        for c in certs {
+            b.add_root_certificate(c);
+        }
+    }
+    b.build().map_err(|e| ImapError::Tls { reason: sanitize(&e.to_string()) })
+}
+
+fn handshake(connector: &TlsConnector, host: &str, stream: Guarded, ctl: &IoControl) -> Result<TlsStream, ImapError> {
+    match connector.connect(host, stream) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            if let Some(t) = ctl.trip() {
+                return Err(t.into());
+            }
+            let reason = match e {
+                native_tls::HandshakeError::Failure(e) => sanitize(&e.to_string()),
+                native_tls::HandshakeError::WouldBlock(_) => "handshake interrupted".to_string(),
+            };
+            Err(ImapError::Tls { reason })
+        }
+    }
+}
+
+fn leaf_sha256(tls: &TlsStream) -> Result<[u8; 32], ImapError> {
+    let cert = tls
+        .peer_certificate()
+        .map_err(|e| ImapError::Tls { reason: sanitize(&e.to_string()) })?
+        .ok_or_else(|| ImapError::Tls { reason: "the server sent no certificate".into() })?;
+    let der = cert.to_der().map_err(|e| ImapError::Tls { reason: sanitize(&e.to_string()) })?;
+    Ok(Sha256::digest(&der).into())
+}
+
+/// The pre-login dialogue, spoken by us, a byte at a time (no read-ahead).
+struct PreAuth<'a, S: Read + Write> {
+    stream: &'a mut S,
+    ctl: &'a IoControl,
+}
+
+impl<S: Read + Write> PreAuth<'_, S> {
+    fn read_line(&mut self) -> Result<Vec<u8>, ImapError> {
+        let mut line = Vec::with_capacity(128);
+        let mut byte = [0u8; 1];
+        loop {
+            match self.stream.read(&mut byte) {
+                Ok(0) => {
+                    return Err(ImapError::Protocol { reason: "connection closed by the server before login".into() })
+                }
+                Ok(_) => {
+                    line.push(byte[0]);
+                    if byte[0] == b'\n' {
+                        return Ok(line);
+                    }
+                    if line.len() > MAX_PREAUTH_LINE {
+                        return Err(ImapError::Protocol { reason: "server line longer than 64 KiB before login".into() });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(self.ctl, &e, "before login")),
+            }
+        }
+    }
+
+    fn send(&mut self, line: &str) -> Result<(), ImapError> {
+        self.stream
+            .write_all(line.as_bytes())
+            .and_then(|()| self.stream.flush())
+            .map_err(|e| io_error(self.ctl, &e, "before login"))
+    }
+
+    /// Reads the greeting; returns capabilities it advertised, if any.
+    fn greeting(&mut self) -> Result<Option<Vec<String>>, ImapError> {
+        let line = self.read_line()?;
+        let parsed = catch_unwind(|| match imap_proto::parser::parse_response(&line) {
+            Ok((_, r)) => {
+                use imap_proto::types::{Response, Status};
+                match &r {
+                    Response::Data { status: Status::Ok, .. } => Ok(parse::capabilities_in(&r)),
+                    Response::Data { status: Status::Bye, information, .. } => Err(ImapError::Server {
+                        status: "BYE",
+                        text: sanitize(information.as_deref().unwrap_or("")),
+                    }),
+                    Response::Data { status: Status::PreAuth, .. } => Err(ImapError::Protocol {
+                        reason: "the server greeted with PREAUTH; refusing a session we did not authenticate".into(),
+                    }),
+                    _ => Err(ImapError::Protocol { reason: "the server's greeting is not an OK".into() }),
+                }
+            }
+            Err(_) => Err(ImapError::Protocol { reason: "unparseable greeting from the server".into() }),
+        });
+        parsed.map_err(|_| ImapError::Panicked { context: "greeting" })?
+    }
+
+    /// Sends `tag CAPABILITY` and returns the list.
+    fn capability(&mut self, tag: &str) -> Result<Vec<String>, ImapError> {
+        self.send(&format!("{tag} CAPABILITY\r\n"))?;
+        let mut caps = None;
+        self.until_tagged(tag, "CAPABILITY", |r| {
+            if let Some(c) = parse::capabilities_in(r) {
+                caps = Some(c);
+            }
+        })?;
+        caps.ok_or_else(|| ImapError::Protocol { reason: "server sent no capability list".into() })
+    }
+
+    /// Sends `tag STARTTLS` and waits for its OK.
+    fn starttls(&mut self, tag: &str) -> Result<(), ImapError> {
+        self.send(&format!("{tag} STARTTLS\r\n"))?;
+        self.until_tagged(tag, "STARTTLS", |_| {})
+    }
+
+    /// Reads lines until the tagged answer; untagged ones go to `each`. Non-OK is an error.
+    fn until_tagged(
+        &mut self,
+        tag: &str,
+        what: &str,
+        mut each: impl FnMut(&imap_proto::types::Response<'_>),
+    ) -> Result<(), ImapError> {
+        use imap_proto::types::{Response, Status};
+        loop {
+            let line = self.read_line()?;
+            let step = catch_unwind(AssertUnwindSafe(|| match imap_proto::parser::parse_response(&line) {
+                Ok((_, Response::Done { tag: t, status, information, .. })) => {
+                    if t.0 != tag {
+                        return Some(Err(ImapError::Protocol { reason: format!("unexpected tag in answer to {what}") }));
+                    }
+                    let text = sanitize(information.as_deref().unwrap_or(""));
+                    Some(match status {
+                        Status::Ok => Ok(()),
+                        Status::No => Err(ImapError::Server { status: "NO", text }),
+                        Status::Bad => Err(ImapError::Server { status: "BAD", text }),
+                        _ => Err(ImapError::Server { status: "BYE", text }),
+                    })
+                }
+                Ok((_, Response::Data { status: Status::Bye, information, .. })) => Some(Err(ImapError::Server {
+                    status: "BYE",
+                    text: sanitize(information.as_deref().unwrap_or("")),
+                })),
+                Ok((_, r)) => {
+                    each(&r);
+                    None
+                }
+                Err(_) => Some(Err(ImapError::Protocol { reason: format!("unparseable answer to {what}") })),
+            }));
+            match step {
+                Err(_) => return Err(ImapError::Panicked { context: "pre-login dialogue" }),
+                Ok(Some(r)) => return r,
+                Ok(None) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    fn guarded_pair(server: impl FnOnce(TcpStream) + Send + 'static) -> (Guarded, Arc<IoControl>, thread::JoinHandle<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = thread::spawn(move || server(l.accept().unwrap().0));
+        let ctl = IoControl::new();
+        let g = Guarded::new(TcpStream::connect(addr).unwrap(), ctl.clone()).unwrap();
+        ctl.arm(response_phase(Duration::from_secs(5), "limits.greeting_timeout_ms", 1 << 20, None));
+        (g, ctl, t)
+    }
+
+    fn read_cmd(s: &mut TcpStream) -> String {
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while s.read(&mut b).unwrap() == 1 {
+            line.push(b[0]);
+            if b[0] == b'\n' {
+                break;
+            }
+        }
+        String::from_utf8(line).unwrap()
+    }
+
+    #[test]
+    fn starttls_refused_before_credentials_when_not_offered() {
+        let (mut g, ctl, t) = guarded_pair(|mut s| {
+            s.write_all(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n").unwrap();
+            assert_eq!(read_cmd(&mut s), "m1 CAPABILITY\r\n");
+            s.write_all(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nm1 OK done\r\n").unwrap();
+        });
+        let mut pre = PreAuth { stream: &mut g, ctl: &ctl };
+        let greeting = pre.greeting().unwrap();
+        assert_eq!(greeting.unwrap(), ["IMAP4rev1", "AUTH=PLAIN"]);
+        let caps = pre.capability("m1").unwrap();
+        assert!(!has_cap(&caps, "STARTTLS"));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn preauth_greeting_and_bye_are_refused() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"* PREAUTH [CAPABILITY IMAP4rev1] welcome\r\n", "protocol_error"),
+            (b"* BYE too busy\r\n", "imap_error"),
+            (b"HTTP/1.1 400 Bad Request\r\n", "protocol_error"),
+        ];
+        for (greeting, code) in cases {
+            let g = greeting.to_vec();
+            let (mut s, ctl, t) = guarded_pair(move |mut s| s.write_all(&g).unwrap());
+            let err = PreAuth { stream: &mut s, ctl: &ctl }.greeting().unwrap_err();
+            assert_eq!(err.code(), *code, "{err}");
+            t.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn starttls_refusal_and_stalls() {
+        let (mut g, ctl, t) = guarded_pair(|mut s| {
+            read_cmd(&mut s);
+            s.write_all(b"* OK [ALERT] hmm\r\nm2 NO [UNAVAILABLE] not now\r\n").unwrap();
+        });
+        let err = PreAuth { stream: &mut g, ctl: &ctl }.starttls("m2").unwrap_err();
+        assert_eq!(err.to_string(), "server answered NO: [UNAVAILABLE] not now");
+        t.join().unwrap();
+
+        let (mut g, ctl, t) = guarded_pair(|mut s| {
+            s.write_all(b"* OK hi").unwrap();
+            thread::sleep(Duration::from_millis(900));
+        });
+        ctl.arm(response_phase(Duration::from_millis(300), "limits.greeting_timeout_ms", 1 << 20, None));
+        let err = PreAuth { stream: &mut g, ctl: &ctl }.greeting().unwrap_err();
+        assert_eq!(err.to_string(), "timed out after 300 ms (limits.greeting_timeout_ms)");
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn endless_preauth_line_is_cut() {
+        let (mut g, ctl, t) = guarded_pair(|mut s| {
+            let junk = [b'x'; 8192];
+            for _ in 0..10 {
+                if s.write_all(&junk).is_err() {
+                    return;
+                }
+            }
+        });
+        let err = PreAuth { stream: &mut g, ctl: &ctl }.greeting().unwrap_err();
+        assert_eq!(err.to_string(), "imap protocol error: server line longer than 64 KiB before login");
+        drop(g);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn plain_auth_payload() {
+        let secret = Secret::new("pa\u{df}word".into());
+        let auth = PlainAuth { user: "me@example.com", password: &secret };
+        let payload = imap::Authenticator::process(&auth, b"");
+        assert_eq!(&payload[..], "\0me@example.com\0pa\u{df}word".as_bytes());
+    }
+}

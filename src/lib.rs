@@ -1,0 +1,13 @@
+//! mailmoat: a hardened MCP server that lets an AI agent use a real mailbox over IMAP.
+//!
+//! The binary (`main.rs`) is a thin shell over this library; the library exists so that tests
+//! and fuzz targets can reach the pure parts (`content`, `rpc` framing, `config`).
+
+pub mod config;
+pub mod content;
+pub mod imap;
+pub mod rpc;
+pub mod secret;
+pub mod server;
+pub mod tools;
+pub mod cli;

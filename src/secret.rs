@@ -1,0 +1,264 @@
+//! Secrets: where a password comes from (`env`, `command`, `file`) and the zeroizing type that holds it.
+//!
+//! A [`Secret`] never prints its value: `Debug` shows `Secret(redacted)` and there is no
+//! `Display`. The only way to read it is [`Secret::expose`], which callers use at the moment
+//! the value goes onto the wire.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+/// Largest secret we accept from any source (a password or an access token).
+pub const MAX_SECRET_BYTES: usize = 16 * 1024;
+
+/// A secret value, wiped from memory when dropped.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a value; the caller's copy should itself be zeroizing or short-lived.
+    pub fn new(value: String) -> Secret {
+        Secret(Zeroizing::new(value))
+    }
+
+    /// The secret itself, for the moment it goes onto the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+/// Where a secret comes from. Literal values are not representable on purpose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable of this process.
+    Env(String),
+    /// A program and its arguments, run without a shell; the first line of stdout is the secret.
+    Command(Vec<String>),
+    /// A file that must not be readable by group or others; its first line is the secret.
+    File(PathBuf),
+}
+
+/// Why a secret could not be obtained. No variant carries the secret or any output of the helper.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SecretError {
+    /// The environment variable is unset or not valid UTF-8.
+    EnvMissing { var: String },
+    /// The helper program could not be started.
+    CommandSpawn { program: String, reason: String },
+    /// The helper ran longer than its timeout and was killed.
+    CommandTimeout { program: String, timeout_ms: u64 },
+    /// The helper exited unsuccessfully.
+    CommandFailed { program: String, status: String },
+    /// The secret file could not be read.
+    FileUnreadable { path: PathBuf, reason: String },
+    /// The secret file is readable by group or others.
+    FileTooOpen { path: PathBuf, mode: u32 },
+    /// The source produced nothing usable.
+    Empty { source: String },
+    /// The source produced more than [`MAX_SECRET_BYTES`] or invalid UTF-8.
+    Malformed { source: String, reason: &'static str },
+}
+
+impl fmt::Display for SecretError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretError::EnvMissing { var } => {
+                write!(f, "environment variable {var} is not set (or is not valid UTF-8)")
+            }
+            SecretError::CommandSpawn { program, reason } => {
+                write!(f, "could not run secret command {program}: {reason}")
+            }
+            SecretError::CommandTimeout { program, timeout_ms } => {
+                write!(f, "secret command {program} did not finish within {timeout_ms} ms and was killed")
+            }
+            SecretError::CommandFailed { program, status } => {
+                write!(f, "secret command {program} failed ({status})")
+            }
+            SecretError::FileUnreadable { path, reason } => {
+                write!(f, "cannot read secret file {}: {reason}", path.display())
+            }
+            SecretError::FileTooOpen { path, mode } => write!(
+                f,
+                "secret file {} is readable by group or others (mode {:o}); run chmod 600 on it",
+                path.display(),
+                mode & 0o777
+            ),
+            SecretError::Empty { source } => write!(f, "secret from {source} is empty"),
+            SecretError::Malformed { source, reason } => {
+                write!(f, "secret from {source} is unusable: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SecretError {}
+
+impl SecretSource {
+    /// A short description for messages; never the secret.
+    pub fn describe(&self) -> String {
+        match self {
+            SecretSource::Env(var) => format!("env {var}"),
+            SecretSource::Command(argv) => format!("command {}", argv.first().map_or("", |s| s)),
+            SecretSource::File(p) => format!("file {}", p.display()),
+        }
+    }
+
+    /// Obtains the secret. `command_timeout` bounds a helper program.
+    pub fn resolve(&self, command_timeout: Duration) -> Result<Secret, SecretError> {
+        match self {
+            SecretSource::Env(var) => match std::env::var(var) {
+                Ok(v) => first_line(Zeroizing::new(v.into_bytes()), &self.describe()),
+                Err(_) => Err(SecretError::EnvMissing { var: var.clone() }),
+            },
+            SecretSource::Command(argv) => run_command(argv, command_timeout)
+                .and_then(|out| first_line(out, &self.describe())),
+            SecretSource::File(path) => read_file(path).and_then(|b| first_line(b, &self.describe())),
+        }
+    }
+}
+
+fn first_line(bytes: Zeroizing<Vec<u8>>, source: &str) -> Result<Secret, SecretError> {
+    if bytes.len() > MAX_SECRET_BYTES {
+        return Err(SecretError::Malformed { source: source.to_string(), reason: "longer than 16 KiB" });
+    }
+    let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+    let mut line = &bytes[..end];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    if line.is_empty() {
+        return Err(SecretError::Empty { source: source.to_string() });
+    }
+    if line.iter().any(|&b| b == 0) {
+        return Err(SecretError::Malformed { source: source.to_string(), reason: "contains a NUL byte" });
+    }
+    match std::str::from_utf8(line) {
+        Ok(s) => Ok(Secret::new(s.to_string())),
+        Err(_) => Err(SecretError::Malformed { source: source.to_string(), reason: "not valid UTF-8" }),
+    }
+}
+
+fn read_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+    use std::os::unix::fs::PermissionsExt;
+    let unreadable = |e: std::io::Error| SecretError::FileUnreadable { path: path.to_path_buf(), reason: e.to_string() };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(SecretError::FileTooOpen { path: path.to_path_buf(), mode });
+    }
+    let mut buf = Zeroizing::new(Vec::new());
+    file.take(MAX_SECRET_BYTES as u64 + 1).read_to_end(&mut buf).map_err(unreadable)?;
+    Ok(buf)
+}
+
+fn run_command(argv: &[String], timeout: Duration) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+    let program = argv.first().cloned().unwrap_or_default();
+    let mut child = Command::new(&program)
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| SecretError::CommandSpawn { program: program.clone(), reason: e.to_string() })?;
+    // Read stdout on a helper thread so a chatty helper cannot block on a full pipe.
+    let mut stdout = child.stdout.take().ok_or_else(|| SecretError::CommandSpawn {
+        program: program.clone(),
+        reason: "no stdout pipe".to_string(),
+    })?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Zeroizing::new(Vec::new());
+        let _ = (&mut stdout).take(MAX_SECRET_BYTES as u64 + 1).read_to_end(&mut buf);
+        // Drain the rest so the child never blocks on a full pipe.
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        buf
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(SecretError::CommandTimeout { program, timeout_ms: timeout.as_millis() as u64 });
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(SecretError::CommandSpawn { program, reason: e.to_string() }),
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    if !status.success() {
+        return Err(SecretError::CommandFailed { program, status: status.to_string() });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn tmpfile(name: &str, body: &str, mode: u32) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mailmoat-secret-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("s");
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let s = Secret::new("CANARY-debug-7f3a".into());
+        assert_eq!(format!("{s:?}"), "Secret(redacted)");
+    }
+
+    #[test]
+    fn file_first_line_and_mode_check() {
+        let p = tmpfile("ok", "hunter2\r\nsecond\n", 0o600);
+        assert_eq!(SecretSource::File(p).resolve(Duration::from_secs(1)).unwrap().expose(), "hunter2");
+        let p = tmpfile("open", "hunter2\n", 0o644);
+        let err = SecretSource::File(p.clone()).resolve(Duration::from_secs(1)).unwrap_err();
+        assert_eq!(err, SecretError::FileTooOpen { path: p, mode: 0o100644 });
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn empty_and_nul_are_refused() {
+        let p = tmpfile("empty", "\nx\n", 0o600);
+        assert!(matches!(SecretSource::File(p).resolve(Duration::from_secs(1)), Err(SecretError::Empty { .. })));
+        let p = tmpfile("nul", "a\0b\n", 0o600);
+        assert!(matches!(
+            SecretSource::File(p).resolve(Duration::from_secs(1)),
+            Err(SecretError::Malformed { reason: "contains a NUL byte", .. })
+        ));
+    }
+
+    #[test]
+    fn command_runs_without_shell_and_times_out() {
+        let src = SecretSource::Command(vec!["printf".into(), "tok$HOME\\nrest".into()]);
+        // No shell: $HOME is not expanded.
+        assert_eq!(src.resolve(Duration::from_secs(5)).unwrap().expose(), "tok$HOME");
+        let slow = SecretSource::Command(vec!["sleep".into(), "5".into()]);
+        let err = slow.resolve(Duration::from_millis(100)).unwrap_err();
+        assert_eq!(err, SecretError::CommandTimeout { program: "sleep".into(), timeout_ms: 100 });
+        let failing = SecretSource::Command(vec!["false".into()]);
+        assert!(matches!(failing.resolve(Duration::from_secs(5)), Err(SecretError::CommandFailed { .. })));
+    }
+
+    #[test]
+    fn env_missing_names_the_variable() {
+        let err = SecretSource::Env("MAILMOAT_TEST_UNSET_VAR_91".into()).resolve(Duration::from_secs(1)).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable MAILMOAT_TEST_UNSET_VAR_91 is not set (or is not valid UTF-8)");
+    }
+}

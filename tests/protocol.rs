@@ -1,0 +1,299 @@
+//! Protocol tests: spawn the binary and drive it over stdin/stdout in both eras, validating
+//! every message it writes against the official schema of the revision in use.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::mcp::{self, Client, LEGACY, MODERN};
+use common::schema;
+use serde_json::{json, Value};
+
+const READ_TOOLS: [&str; 6] = ["list_accounts", "list_folders", "search", "fetch_message", "fetch_thread", "list_attachments"];
+
+/// A config whose single account points at a closed port (no test here needs the network).
+fn config(extra_global: &str, account_extra: &str) -> (PathBuf, tempdir::Dir) {
+    let dir = tempdir::Dir::new("protocol");
+    let path = dir.path.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{extra_global}\n[accounts.test]\nemail = \"alice@example.test\"\n{account_extra}\n[accounts.test.imap]\nhost = \"127.0.0.1\"\nport = 1\nusername = \"alice\"\npassword = {{ env = \"MAILMOAT_TEST_PW\" }}\n"
+        ),
+    )
+    .unwrap();
+    (path, dir)
+}
+
+mod tempdir {
+    pub struct Dir {
+        pub path: std::path::PathBuf,
+    }
+    impl Dir {
+        pub fn new(tag: &str) -> Dir {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let path = std::env::temp_dir().join(format!("mailmoat-{tag}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            Dir { path }
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn spawn(revision: &str) -> (Client, tempdir::Dir) {
+    let (cfg, dir) = config("", "");
+    (Client::spawn(&cfg, revision, &[("MAILMOAT_TEST_PW", "CANARY-pw-protocol")]), dir)
+}
+
+fn tool_names(tools: &[Value]) -> Vec<String> {
+    tools.iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn legacy_handshake_and_tools_in_every_revision() {
+    for rev in LEGACY {
+        let (mut c, _d) = spawn(rev);
+        let init = c.initialize();
+        assert_eq!(init["result"]["protocolVersion"], json!(rev));
+        assert_eq!(init["result"]["serverInfo"]["name"], json!("mailmoat"));
+        assert_eq!(init["result"]["capabilities"], json!({"tools": {"listChanged": false}}));
+        assert_eq!(c.request("ping", Value::Null)["result"], json!({}));
+        let tools = c.list_tools();
+        assert_eq!(tool_names(&tools), READ_TOOLS);
+        for t in &tools {
+            schema::check_tool_input_schema(&t["inputSchema"]).unwrap_or_else(|e| panic!("{rev} {}: {e:?}", t["name"]));
+            assert!(t["description"].as_str().unwrap().len() > 20);
+            let has_structured = rev >= "2025-06-18";
+            assert_eq!(t.get("outputSchema").is_some(), has_structured, "{rev}");
+            assert_eq!(t.get("title").is_some(), has_structured, "{rev}");
+            assert_eq!(t.get("annotations").is_some(), rev >= "2025-03-26", "{rev}");
+            if rev >= "2025-03-26" {
+                assert_eq!(t["annotations"]["readOnlyHint"], json!(true));
+                assert_eq!(t["annotations"]["destructiveHint"], json!(false));
+            }
+        }
+        assert!(c.transcript.iter().all(|m| m.get("resultType").is_none()));
+    }
+}
+
+#[test]
+fn legacy_unknown_version_gets_newest_legacy() {
+    let (cfg, _d) = config("", "");
+    let mut c = Client::spawn(&cfg, "2025-11-25", &[]);
+    let r = c.request("initialize", json!({"protocolVersion": "1999-01-01", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}));
+    assert_eq!(r["result"]["protocolVersion"], json!("2025-11-25"));
+}
+
+#[test]
+fn legacy_requests_before_initialize_are_refused() {
+    let (mut c, _d) = spawn("2025-06-18");
+    let r = c.request("tools/list", json!({}));
+    assert_eq!(r["error"]["code"], json!(-32002));
+    assert!(r["error"]["message"].as_str().unwrap().contains("initialize"));
+    // ping is allowed before initialization.
+    assert_eq!(c.request("ping", Value::Null)["result"], json!({}));
+}
+
+#[test]
+fn modern_discover_list_and_errors() {
+    let (mut c, _d) = spawn(MODERN);
+    let p = c.params(json!({}));
+    let d = c.request("server/discover", p);
+    let r = &d["result"];
+    assert_eq!(r["resultType"], json!("complete"));
+    assert_eq!(r["supportedVersions"][0], json!(MODERN));
+    assert_eq!(r["cacheScope"], json!("private"));
+    assert_eq!(r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], json!("mailmoat"));
+
+    let p = c.params(json!({}));
+    let l = c.request("tools/list", p);
+    assert_eq!(l["result"]["resultType"], json!("complete"));
+    assert_eq!(l["result"]["cacheScope"], json!("private"));
+    assert!(l["result"]["ttlMs"].as_u64().unwrap() > 0);
+    assert_eq!(tool_names(l["result"]["tools"].as_array().unwrap()), READ_TOOLS);
+
+    // Same order every time.
+    let p = c.params(json!({}));
+    let l2 = c.request("tools/list", p);
+    assert_eq!(l["result"]["tools"], l2["result"]["tools"]);
+
+    // ping does not exist in this era.
+    let p = c.params(json!({}));
+    assert_eq!(c.request("ping", p)["error"]["code"], json!(-32601));
+
+    // An unsupported version names what we support.
+    let r = c.request("tools/list", json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2030-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}));
+    assert_eq!(r["error"]["code"], json!(-32022));
+    assert_eq!(r["error"]["data"], json!({"supported": [MODERN], "requested": "2030-01-01"}));
+    let r = c.request("tools/list", json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2025-06-18", "io.modelcontextprotocol/clientCapabilities": {}}}));
+    assert_eq!(r["error"]["code"], json!(-32022));
+}
+
+#[test]
+fn modern_requests_are_stateless_alongside_legacy() {
+    // A legacy client initialized at 2025-03-26; a modern request on the same stdin is still modern.
+    let (mut c, _d) = spawn("2025-03-26");
+    c.initialize();
+    c.revision = MODERN.into();
+    let p = c.params(json!({}));
+    let l = c.request("tools/list", p);
+    assert_eq!(l["result"]["resultType"], json!("complete"));
+    assert!(l["result"]["tools"][0].get("outputSchema").is_some());
+    c.revision = "2025-03-26".into();
+    let l = c.request("tools/list", json!({}));
+    assert!(l["result"].get("resultType").is_none());
+    assert!(l["result"]["tools"][0].get("outputSchema").is_none());
+}
+
+#[test]
+fn framing_errors() {
+    let (mut c, _d) = spawn("2025-11-25");
+    c.send_raw("{not json");
+    let r = c.recv(Duration::from_secs(10), None);
+    assert_eq!(r, json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error: not valid JSON"}}));
+    c.send_raw("[]");
+    assert_eq!(c.recv(Duration::from_secs(10), None)["error"]["code"], json!(-32600));
+    c.send_raw(r#"{"jsonrpc":"2.0","id":5}"#);
+    let r = c.recv(Duration::from_secs(10), None);
+    assert_eq!((r["id"].clone(), r["error"]["code"].clone()), (json!(5), json!(-32600)));
+    // A line longer than the 4 MiB default is refused without killing the server.
+    let big = format!("{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{{\"x\":\"{}\"}}}}", "a".repeat(4 * 1024 * 1024 + 10));
+    c.send_raw(&big);
+    let r = c.recv(Duration::from_secs(20), None);
+    assert_eq!(r["error"]["code"], json!(-32600));
+    assert_eq!(r["id"], Value::Null);
+    c.initialize();
+    assert_eq!(c.request("nope/nothing", json!({}))["error"]["code"], json!(-32601));
+    let r = c.request("tools/call", json!({"name": "no_such_tool", "arguments": {}}));
+    assert_eq!(r["error"]["code"], json!(-32602));
+    let r = c.request("tools/call", json!({"name": "search", "arguments": [1]}));
+    assert_eq!(r["error"]["code"], json!(-32602));
+    // String ids are echoed with their type.
+    c.send(&json!({"jsonrpc": "2.0", "id": "abc", "method": "ping"}));
+    assert_eq!(c.recv(Duration::from_secs(10), Some("ping"))["id"], json!("abc"));
+}
+
+#[test]
+fn eof_exits_zero_promptly() {
+    let (mut c, _d) = spawn("2025-11-25");
+    c.initialize();
+    c.close_stdin();
+    let start = Instant::now();
+    let status = c.wait_exit(Duration::from_secs(3)).expect("exited");
+    assert!(status.success());
+    assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
+}
+
+#[test]
+fn bad_arguments_are_tool_errors_before_any_network() {
+    let (mut c, _d) = spawn("2025-06-18");
+    c.initialize();
+    let cases: &[(&str, Value, &str)] = &[
+        ("search", json!({"subject": "a\r\nA1 DELETE INBOX"}), "argument `subject` contains a control character (U+000D)"),
+        ("search", json!({"folder": "INBOX\u{0}"}), "argument `folder` contains a control character (U+0000)"),
+        ("search", json!({"header": {"name": "X-A", "value": "v\nx"}}), "argument `value` contains a control character (U+000A)"),
+        ("search", json!({"limit": 0}), "argument `limit` must be an integer from 1 to 100"),
+        ("search", json!({"limit": 101}), "argument `limit` must be an integer from 1 to 100"),
+        ("search", json!({"since": "2024-02-30"}), "invalid since"),
+        ("search", json!({"bogus": 1}), "unknown argument `bogus`"),
+        ("search", json!({"cursor": "c1.zz"}), "argument `cursor` is not a cursor issued by mailmoat"),
+        ("search", json!({"account": "nobody"}), "no account named nobody"),
+        ("fetch_message", json!({}), "argument `id` is required"),
+        ("fetch_message", json!({"id": "m1.00.1.1"}), "argument `id` is not a message id issued by mailmoat"),
+        ("fetch_message", json!({"id": "x\r\ny"}), "argument `id` contains a control character (U+000D)"),
+        ("list_accounts", json!({"x": 1}), "unknown argument `x`"),
+    ];
+    for (tool, args, want) in cases {
+        let r = c.call(tool, args.clone());
+        assert_eq!(r["isError"], json!(true), "{tool} {args}: {r}");
+        let code = r["structuredContent"]["error"]["code"].as_str().unwrap();
+        let msg = r["structuredContent"]["error"]["message"].as_str().unwrap();
+        assert!(msg.starts_with(want) || msg.contains(want), "{tool} {args}: got {code}: {msg}");
+        assert!(code == "invalid_argument" || code == "not_found", "{code}");
+        assert!(mcp::text(&r).contains(want));
+    }
+}
+
+#[test]
+fn list_accounts_needs_no_network_and_leaks_no_secret() {
+    let (mut c, _d) = spawn(MODERN);
+    let r = c.call("list_accounts", json!({}));
+    assert_eq!(r["isError"], json!(false));
+    assert_eq!(r["resultType"], json!("complete"));
+    assert_eq!(
+        r["structuredContent"]["meta"]["accounts"],
+        json!([{"name": "test", "email": "alice@example.test", "posture": "draft-safe", "host": "127.0.0.1", "tls": "implicit"}])
+    );
+    // The secret env var was never needed; and it never appears anywhere.
+    let all = serde_json::to_string(&c.transcript).unwrap();
+    assert!(!all.contains("CANARY"));
+}
+
+#[test]
+fn connection_failure_is_a_clear_tool_error() {
+    let (mut c, _d) = spawn("2025-11-25");
+    c.initialize();
+    let r = c.call("list_folders", json!({}));
+    assert_eq!(mcp::error_code(&r).as_deref(), Some("connect_failed"), "{r}");
+    assert!(!mcp::text(&r).contains("CANARY"));
+}
+
+#[test]
+fn posture_matrix_for_existing_tools() {
+    // Every existing tool needs only readonly: visible in every posture, hidden by a deny.
+    for posture in ["readonly", "draft-safe", "full", "destructive"] {
+        for account_posture in ["", "posture = \"readonly\""] {
+            let (cfg, _d) = config(&format!("posture = \"{posture}\""), account_posture);
+            let mut c = Client::spawn(&cfg, MODERN, &[]);
+            assert_eq!(tool_names(&c.list_tools()), READ_TOOLS, "{posture} / {account_posture}");
+        }
+    }
+    for denied in READ_TOOLS {
+        let (cfg, _d) = config(&format!("posture = \"readonly\"\n[tools]\n{denied} = \"deny\""), "");
+        let mut c = Client::spawn(&cfg, MODERN, &[]);
+        let names = tool_names(&c.list_tools());
+        let want: Vec<&str> = READ_TOOLS.iter().copied().filter(|t| t != &denied).collect();
+        assert_eq!(names, want);
+        let r = c.call(denied, json!({}));
+        assert_eq!(mcp::error_code(&r).as_deref(), Some("posture_denied"), "{denied}: {r}");
+    }
+}
+
+#[test]
+fn cancellation_suppresses_the_response_and_the_server_keeps_serving() {
+    // An IMAP "server" that accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h2 = held.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            h2.lock().unwrap().push(s);
+        }
+    });
+    let dir = tempdir::Dir::new("cancel");
+    let cfg = dir.path.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!("[accounts.stall]\nemail = \"a@example.test\"\n[accounts.stall.imap]\nhost = \"127.0.0.1\"\nport = {port}\nusername = \"a\"\npassword = {{ env = \"P\" }}\n"),
+    )
+    .unwrap();
+    let mut c = Client::spawn(&cfg, "2025-11-25", &[("P", "x")]);
+    c.initialize();
+    c.send(&json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {"name": "list_folders", "arguments": {}}}));
+    std::thread::sleep(Duration::from_millis(300));
+    c.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 77, "reason": "test"}}));
+    // The server keeps answering other requests, and never answers id 77.
+    let r = c.request("ping", Value::Null);
+    assert_eq!(r["result"], json!({}));
+    let later = c.drain(Duration::from_millis(1500));
+    assert!(later.iter().all(|m| m.get("id") != Some(&json!(77))), "{later:?}");
+    assert!(c.notifications.iter().all(|m| m.get("id") != Some(&json!(77))));
+}
