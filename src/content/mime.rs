@@ -788,6 +788,9 @@ mod tests {
             } else {
                 let mut m = seeds[rng.below(seeds.len())].clone();
                 for _ in 0..1 + rng.below(8) {
+                    if m.is_empty() {
+                        break;
+                    }
                     let at = rng.below(m.len());
                     match rng.below(4) {
                         0 => m[at] = alphabet[rng.below(alphabet.len())],

@@ -532,7 +532,7 @@ mod tests {
             ("a<?xml version='1.0'?>b", "ab"),
             ("a</ bogus>b", "ab"),
             ("a</>b", "ab"),
-            ("a<![CDATA[x]]>b", "a]]>b"),
+            ("a<![CDATA[x]]>b", "ab"),
             ("<svg><![CDATA[ > </svg> hidden ]]></svg>", "[svg][/svg]"),
             ("a<!-- unterminated", "a"),
             ("a<b unterminated", "a"),

@@ -163,8 +163,8 @@ fn search_input() -> Value {
             "subject": s("Subject contains this."),
             "body": s("Body text contains this."),
             "text": s("Headers or body contain this."),
-            "since": {"type": "string", "maxLength": 10, "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "description": "On or after this date (YYYY-MM-DD)."},
-            "before": {"type": "string", "maxLength": 10, "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "description": "Before this date (YYYY-MM-DD)."},
+            "since": {"type": "string", "maxLength": 10, "format": "date", "description": "On or after this date (YYYY-MM-DD)."},
+            "before": {"type": "string", "maxLength": 10, "format": "date", "description": "Before this date (YYYY-MM-DD)."},
             "seen": boolean("Only read (true) or unread (false) messages."),
             "flagged": boolean("Only flagged (true) or unflagged (false) messages."),
             "answered": boolean("Only answered (true) or unanswered (false) messages."),
@@ -332,7 +332,7 @@ fn list_folders(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output,
 fn parse_date(args: &mut Args, name: &str) -> Result<Option<Date>, ToolError> {
     match args.str_opt(name, 10)? {
         None => Ok(None),
-        Some(s) => Date::parse(&s).map(Some).map_err(ToolError::from),
+        Some(s) => Date::parse(&s).map(Some).map_err(|e| ToolError::invalid(format!("argument `{name}`: {}", e.reason))),
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Client {
     pub transcript: Vec<Value>,
     /// Notifications received while waiting for responses.
     pub notifications: Vec<Value>,
+    /// Output schemas from tools/list, to validate every structuredContent against.
+    pub output_schemas: std::collections::HashMap<String, Value>,
 }
 
 impl Client {
@@ -75,6 +77,7 @@ impl Client {
             next_id: 1,
             transcript: Vec::new(),
             notifications: Vec::new(),
+            output_schemas: std::collections::HashMap::new(),
         }
     }
 
@@ -100,6 +103,16 @@ impl Client {
         match self.lines.recv_timeout(timeout) {
             Ok(line) => {
                 let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("server wrote non-JSON line {line:?}: {e}"));
+                if v.get("id") == Some(&Value::Null) {
+                    // JSON-RPC 2.0 requires `id: null` when a request's id could not be read (parse
+                    // error, invalid request); MCP's RequestId type has no null, so only the error
+                    // object itself is checked here.
+                    let e = &v["error"];
+                    assert!(e["code"].is_i64() && e["message"].is_string() && v["jsonrpc"] == "2.0", "bad null-id error {v}");
+                    assert_eq!(v.as_object().map(|o| o.len()), Some(3), "{v}");
+                    self.transcript.push(v.clone());
+                    return v;
+                }
                 if let Err(errs) = schema::validate_server_message(&self.revision, method_for_validation, &v) {
                     panic!("message fails the {} schema: {errs:#?}\nmessage: {v}", self.revision);
                 }
@@ -191,7 +204,29 @@ impl Client {
     pub fn list_tools(&mut self) -> Vec<Value> {
         let p = self.params(json!({}));
         let r = self.request("tools/list", p);
-        r["result"]["tools"].as_array().unwrap_or_else(|| panic!("no tools in {r}")).clone()
+        let tools = r["result"]["tools"].as_array().unwrap_or_else(|| panic!("no tools in {r}")).clone();
+        for t in &tools {
+            if let Some(s) = t.get("outputSchema") {
+                self.output_schemas.insert(t["name"].as_str().unwrap().to_string(), s.clone());
+            }
+        }
+        tools
+    }
+
+    /// Checks a tools/call result's structuredContent against the tool's outputSchema.
+    pub fn check_structured(&mut self, name: &str, result: &Value) {
+        if self.revision.as_str() < "2025-06-18" {
+            assert!(result.get("structuredContent").is_none(), "{} has no structuredContent: {result}", self.revision);
+            return;
+        }
+        if self.output_schemas.is_empty() {
+            self.list_tools();
+        }
+        let Some(schema) = self.output_schemas.get(name) else { return };
+        let sc = result.get("structuredContent").unwrap_or_else(|| panic!("{name}: no structuredContent in {result}"));
+        if let Err(errs) = schema::validate_structured_content(schema, sc) {
+            panic!("{name}: structuredContent does not match its outputSchema: {errs:#?}\n{sc}");
+        }
     }
 
     /// Calls a tool; returns the `result` object (panics on a JSON-RPC error).
@@ -199,7 +234,11 @@ impl Client {
         let p = self.params(json!({"name": name, "arguments": arguments}));
         let r = self.request("tools/call", p);
         match r.get("result") {
-            Some(res) => res.clone(),
+            Some(res) => {
+                let res = res.clone();
+                self.check_structured(name, &res);
+                res
+            }
             None => panic!("tools/call {name} answered an error: {r}"),
         }
     }
