@@ -535,7 +535,7 @@ password = { command = ["secret-tool", "lookup", "mail", "home"] }
         let text = GOOD.replace("password = { env = \"WORK_PASS\" }", "password = CANARY-unquoted-55");
         let e = parse(&text).unwrap_err();
         assert!(!e.to_string().contains("CANARY"), "{e}");
-        assert_eq!(e.line, Some(13));
+        assert_eq!(e.line, Some(12));
     }
 
     #[test]

@@ -259,7 +259,7 @@ mod tests {
     #[test]
     fn framing_bounds_and_recovers() {
         let input = b"short\r\n0123456789abcdefXYZ\nnext\nlast-no-newline";
-        let got = lines(input, 10);
+        let got = lines(input, 16);
         assert_eq!(
             got,
             vec![

@@ -163,6 +163,53 @@ fn is_block_end(name: &str) -> bool {
     )
 }
 
+// Per-element facts computed once when an element is opened, so that walking the stack of open
+// elements compares bits rather than names.
+const WALL: u16 = 1 << 0;
+const SPECIAL: u16 = 1 << 1;
+const HEADING: u16 = 1 << 2;
+const P: u16 = 1 << 3;
+const LI: u16 = 1 << 4;
+const DD_DT: u16 = 1 << 5;
+const TABLE: u16 = 1 << 6;
+const SECTION: u16 = 1 << 7;
+const TR: u16 = 1 << 8;
+const TEMPLATE: u16 = 1 << 9;
+const LIST: u16 = 1 << 10;
+const BUTTON: u16 = 1 << 11;
+/// address, div, p: an `<li>`/`<dd>`/`<dt>` looks through them for an item to close.
+const ITEM_TRANSPARENT: u16 = 1 << 12;
+const OPTION: u16 = 1 << 13;
+const SVG: u16 = 1 << 14;
+
+fn flags_of(name: &str) -> u16 {
+    let mut f = 0;
+    if is_scope_wall(name) {
+        f |= WALL;
+    }
+    if is_special(name) {
+        f |= SPECIAL;
+    }
+    if is_heading(name) {
+        f |= HEADING;
+    }
+    f | match name {
+        "p" => P | ITEM_TRANSPARENT,
+        "address" | "div" => ITEM_TRANSPARENT,
+        "li" => LI,
+        "dd" | "dt" => DD_DT,
+        "table" => TABLE,
+        "tbody" | "thead" | "tfoot" => SECTION,
+        "tr" => TR,
+        "template" => TEMPLATE,
+        "ol" | "ul" => LIST,
+        "button" => BUTTON,
+        "option" => OPTION,
+        "svg" => SVG,
+        _ => 0,
+    }
+}
+
 /// Elements whose start pushes a marker on the list of active formatting elements.
 fn is_marker(name: &str) -> bool {
     matches!(name, "td" | "th" | "caption" | "applet" | "object" | "marquee" | "template")
@@ -203,12 +250,14 @@ fn block_breaks(name: &str, list_depth: usize, in_cell: bool) -> u8 {
 }
 
 /// Removes what browsers strip from URLs (ASCII tab/newline anywhere, C0 and space at the ends).
-fn normalize_url(v: &str) -> String {
-    v.chars()
-        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-        .collect::<String>()
-        .trim_matches(|c: char| c <= ' ')
-        .to_owned()
+fn normalize_url(v: &str) -> Cow<'_, str> {
+    let trimmed = v.trim_matches(|c: char| c <= ' ');
+    if trimmed.contains(['\t', '\n', '\r']) {
+        let kept: String = trimmed.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect();
+        Cow::Owned(kept.trim_matches(|c: char| c <= ' ').to_owned())
+    } else {
+        Cow::Borrowed(trimmed)
+    }
 }
 
 fn has_scheme(url: &str, schemes: &[&str]) -> bool {
@@ -228,6 +277,9 @@ fn css_remote_at(rest: &str) -> bool {
 
 /// Counts `url(...)` and `@import "..."` references to remote resources in CSS.
 fn count_remote_css(css: &str) -> usize {
+    if !css.contains('(') && !css.contains('@') {
+        return 0;
+    }
     let lower = css.to_ascii_lowercase();
     let mut count = 0;
     for (i, _) in lower.match_indices("url(") {
@@ -254,15 +306,24 @@ struct Visibility {
 }
 
 fn parse_style(style: &str) -> Visibility {
-    let lower = style.to_ascii_lowercase();
-    let mut css = String::with_capacity(lower.len());
-    let mut rest = lower.as_str();
-    while let Some(start) = rest.find("/*") {
-        css.push_str(&rest[..start]);
-        css.push(' ');
-        rest = rest[start + 2..].find("*/").map_or("", |e| &rest[start + 2 + e + 2..]);
-    }
-    css.push_str(rest);
+    let lower: Cow<'_, str> = if style.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(style.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(style)
+    };
+    let css: Cow<'_, str> = if lower.contains("/*") {
+        let mut css = String::with_capacity(lower.len());
+        let mut rest = lower.as_ref();
+        while let Some(start) = rest.find("/*") {
+            css.push_str(&rest[..start]);
+            css.push(' ');
+            rest = rest[start + 2..].find("*/").map_or("", |e| &rest[start + 2 + e + 2..]);
+        }
+        css.push_str(rest);
+        Cow::Owned(css)
+    } else {
+        lower
+    };
     let mut v = Visibility::default();
     let (mut display_important, mut visibility_important) = (false, false);
     for decl in css.split(';') {
@@ -312,6 +373,7 @@ enum Kind {
 
 struct Frame<'a> {
     name: Cow<'a, str>,
+    flags: u16,
     kind: Kind,
     id: u32,
     breaks: u8,
@@ -456,7 +518,8 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    fn put(&mut self, c: char) {
+    /// Writes visible text (no whitespace to collapse in it).
+    fn put_str(&mut self, run: &str) {
         if self.pending_sep
             || self.pending_breaks > 0
             || self.pending_space
@@ -465,8 +528,12 @@ impl<'a> Renderer<'a> {
         {
             self.materialize();
         }
-        self.out.push(c);
+        self.out.push_str(run);
         self.trailing_newlines = 0;
+    }
+
+    fn put(&mut self, c: char) {
+        self.put_str(c.encode_utf8(&mut [0; 4]));
     }
 
     fn count_hidden(&mut self, s: &str) {
@@ -484,13 +551,29 @@ impl<'a> Renderer<'a> {
             self.pre_text(s);
             return;
         }
-        for c in s.chars() {
+        // Runs of ordinary characters are written in one go.
+        let mut run_start = None;
+        for (i, c) in s.char_indices() {
+            let ordinary = match c {
+                ' ' | '\t' | '\n' | '\x0C' => false,
+                c if c.is_ascii() => !c.is_ascii_control(),
+                c => c != '\u{A0}' && !is_invisible(c) && !c.is_control(),
+            };
+            if ordinary {
+                run_start.get_or_insert(i);
+                continue;
+            }
+            if let Some(start) = run_start.take() {
+                self.put_str(&s[start..i]);
+            }
             match c {
                 ' ' | '\t' | '\n' | '\x0C' | '\u{A0}' => self.pending_space = true,
                 c if is_invisible(c) => self.report.invisible += 1,
-                c if c.is_control() => self.report.controls += 1,
-                c => self.put(c),
+                _ => self.report.controls += 1,
             }
+        }
+        if let Some(start) = run_start {
+            self.put_str(&s[start..]);
         }
     }
 
@@ -640,8 +723,10 @@ impl<'a> Renderer<'a> {
         if is_marker {
             self.active.push(Active::Marker);
         }
+        let flags = flags_of(&name);
         self.stack.push(Frame {
             name,
+            flags,
             kind,
             id,
             breaks,
@@ -773,17 +858,19 @@ impl<'a> Renderer<'a> {
         self.active.push(Active::Formatting { name, visibility, href, frame: Some(id) });
     }
 
-    fn find(&self, pred: impl Fn(&str) -> bool) -> Option<usize> {
-        self.stack.iter().rposition(|f| pred(&f.name))
+    /// Index of the nearest open element with any of the `flags`.
+    fn find(&self, flags: u16) -> Option<usize> {
+        self.stack.iter().rposition(|f| f.flags & flags != 0)
     }
 
-    /// Index of the nearest element matching `target`, unless a wall comes first.
-    fn in_scope(&self, target: impl Fn(&str) -> bool, wall: impl Fn(&str) -> bool) -> Option<usize> {
+    /// Index of the nearest element matching `target`, unless an element with one of the
+    /// `walls` flags comes first.
+    fn in_scope(&self, target: impl Fn(&Frame<'_>) -> bool, walls: u16) -> Option<usize> {
         for (i, f) in self.stack.iter().enumerate().rev() {
-            if target(&f.name) {
+            if target(f) {
                 return Some(i);
             }
-            if wall(&f.name) {
+            if f.flags & walls != 0 {
                 return None;
             }
         }
@@ -791,13 +878,13 @@ impl<'a> Renderer<'a> {
     }
 
     fn close_p(&mut self) {
-        if let Some(i) = self.in_scope(|n| n == "p", |n| is_scope_wall(n) || n == "button") {
+        if let Some(i) = self.in_scope(|f| f.flags & P != 0, WALL | BUTTON) {
             self.pop_to(i);
         }
     }
 
     fn table_in_scope(&self) -> bool {
-        self.in_scope(|n| n == "table", |n| n == "template" || n == "html").is_some()
+        self.in_scope(|f| f.flags & TABLE != 0, TEMPLATE).is_some()
     }
 
     // ---- tokens --------------------------------------------------------------------------
@@ -832,10 +919,10 @@ impl<'a> Renderer<'a> {
             self.close_p();
         }
         match name {
-            "li" => self.close_item(&["li"]),
-            "dd" | "dt" => self.close_item(&["dd", "dt"]),
+            "li" => self.close_item(LI),
+            "dd" | "dt" => self.close_item(DD_DT),
             n if is_heading(n) => {
-                if self.stack.last().is_some_and(|f| is_heading(&f.name)) {
+                if self.stack.last().is_some_and(|f| f.flags & HEADING != 0) {
                     let len = self.stack.len() - 1;
                     self.pop_to(len);
                 }
@@ -844,17 +931,17 @@ impl<'a> Renderer<'a> {
                 if !self.table_in_scope() {
                     return; // Outside a table the browser ignores these.
                 }
-                let stop: &[&str] = match name {
-                    "tr" => &["tbody", "thead", "tfoot", "table"],
-                    "td" | "th" => &["tr", "tbody", "thead", "tfoot", "table"],
-                    _ => &["table"],
+                let stop = match name {
+                    "tr" => SECTION | TABLE,
+                    "td" | "th" => TR | SECTION | TABLE,
+                    _ => TABLE,
                 };
-                if let Some(i) = self.find(|n| stop.contains(&n) || n == "template") {
+                if let Some(i) = self.find(stop | TEMPLATE) {
                     self.pop_to(i + 1);
                 }
             }
             "option" | "optgroup" => {
-                if self.stack.last().is_some_and(|f| f.name == "option") {
+                if self.stack.last().is_some_and(|f| f.flags & OPTION != 0) {
                     let len = self.stack.len() - 1;
                     self.pop_to(len);
                 }
@@ -901,14 +988,14 @@ impl<'a> Renderer<'a> {
 
     /// `<li>` closes an open `<li>` (and `<dd>`/`<dt>` each other) unless a special element
     /// other than address/div/p lies in between.
-    fn close_item(&mut self, names: &[&str]) {
+    fn close_item(&mut self, item: u16) {
         for i in (0..self.stack.len()).rev() {
-            let n = self.stack[i].name.as_ref();
-            if names.contains(&n) {
+            let flags = self.stack[i].flags;
+            if flags & item != 0 {
                 self.pop_to(i);
                 return;
             }
-            if is_special(n) && !matches!(n, "address" | "div" | "p") {
+            if flags & SPECIAL != 0 && flags & ITEM_TRANSPARENT == 0 {
                 return;
             }
         }
@@ -932,7 +1019,7 @@ impl<'a> Renderer<'a> {
             self.active.remove(ai);
             return;
         };
-        if self.stack[si + 1..].iter().any(|f| is_scope_wall(&f.name)) {
+        if self.stack[si + 1..].iter().any(|f| f.flags & WALL != 0) {
             return; // Not in scope: the browser ignores the end tag.
         }
         if self.frozen {
@@ -946,12 +1033,11 @@ impl<'a> Renderer<'a> {
     /// comes first.
     fn end_other(&mut self, name: &str) {
         for i in (0..self.stack.len()).rev() {
-            let n = self.stack[i].name.as_ref();
-            if n == name {
+            if self.stack[i].name == name {
                 self.pop_to(i);
                 return;
             }
-            if is_special(n) {
+            if self.stack[i].flags & SPECIAL != 0 {
                 return;
             }
         }
@@ -966,29 +1052,29 @@ impl<'a> Renderer<'a> {
             "html" | "body" | "head" => {}
             "p" => self.close_p(),
             "li" => {
-                if let Some(i) = self.in_scope(|n| n == "li", |n| is_scope_wall(n) || n == "ol" || n == "ul") {
+                if let Some(i) = self.in_scope(|f| f.flags & LI != 0, WALL | LIST) {
                     self.pop_to(i);
                 }
             }
             n if is_heading(n) => {
-                if let Some(i) = self.in_scope(is_heading, is_scope_wall) {
+                if let Some(i) = self.in_scope(|f| f.flags & HEADING != 0, WALL) {
                     self.pop_to(i);
                 }
             }
             "table" | "tbody" | "thead" | "tfoot" | "tr" | "td" | "th" | "caption" | "colgroup" => {
-                let wall = |n: &str| n == "template" || n == "html" || (n == "table" && name != "table");
-                if let Some(i) = self.in_scope(|n| n == name, wall) {
+                let walls = if name == "table" { TEMPLATE } else { TEMPLATE | TABLE };
+                if let Some(i) = self.in_scope(|f| f.name == name, walls) {
                     self.pop_to(i);
                 }
             }
             "template" | "svg" => {
-                if let Some(i) = self.find(|n| n == name) {
+                if let Some(i) = self.find(if name == "svg" { SVG } else { TEMPLATE }) {
                     self.pop_to(i);
                 }
             }
             n if is_formatting(n) => self.end_formatting(n),
             n if is_block_end(n) => {
-                if let Some(i) = self.in_scope(|x| x == n, is_scope_wall) {
+                if let Some(i) = self.in_scope(|f| f.name == n, WALL) {
                     self.pop_to(i);
                 }
             }

@@ -75,22 +75,39 @@ pub fn clean_text(s: &str) -> String {
 pub(crate) fn clean_text_counted(s: &str) -> (String, CleanStats) {
     let mut out = String::with_capacity(s.len());
     let mut stats = CleanStats::default();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
+    let bytes = s.as_bytes();
+    // Runs of characters that need no change are copied in one go.
+    let mut run_start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if (0x20..0x7F).contains(&b) || b == b'\n' || b == b'\t' {
+            i += 1;
+            continue;
+        }
+        let Some(c) = s[i..].chars().next() else { break };
+        let len = c.len_utf8();
+        let keep = !(is_control(c) || is_invisible(c) || c == '\u{2028}' || c == '\u{2029}');
+        if keep {
+            i += len;
+            continue;
+        }
+        out.push_str(&s[run_start..i]);
         match c {
             '\r' => {
-                if chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
                 out.push('\n');
+                if bytes.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
             }
-            '\n' | '\t' => out.push(c),
             '\u{2028}' | '\u{2029}' => out.push('\n'),
             c if is_control(c) => stats.controls += 1,
-            c if is_invisible(c) => stats.invisible += 1,
-            c => out.push(c),
+            _ => stats.invisible += 1,
         }
+        i += len;
+        run_start = i;
     }
+    out.push_str(&s[run_start..]);
     (out, stats)
 }
 

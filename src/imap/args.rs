@@ -403,11 +403,7 @@ pub(crate) fn build_search(q: &SearchQuery, literal_plus: bool) -> Result<Criter
         w.word("BEFORE");
         w.word(&d.imap());
     }
-    let flags = [
-        (q.seen, "SEEN", "UNSEEN"),
-        (q.flagged, "FLAGGED", "UNFLAGGED"),
-        (q.answered, "ANSWERED", "UNANSWERED"),
-    ];
+    let flags = [(q.seen, "SEEN", "UNSEEN"), (q.flagged, "FLAGGED", "UNFLAGGED"), (q.answered, "ANSWERED", "UNANSWERED")];
     for (value, yes, no) in flags {
         match value {
             Some(true) => w.word(yes),
@@ -710,10 +706,7 @@ mod tests {
     #[test]
     fn other_field_rules() {
         let cases: Vec<(SearchQuery, ArgError)> = vec![
-            (
-                SearchQuery { subject: Some("x".repeat(1001)), ..q() },
-                ArgError::new("subject", "is longer than 1000 characters"),
-            ),
+            (SearchQuery { subject: Some("x".repeat(1001)), ..q() }, ArgError::new("subject", "is longer than 1000 characters")),
             (
                 SearchQuery { header: Some(("X Foo".into(), "v".into())), ..q() },
                 ArgError::new("header.name", "must be printable ASCII without spaces or ':'"),
@@ -769,10 +762,7 @@ mod tests {
                 SearchQuery { since: Some(d("2024-01-01")), before: Some(d("2024-03-09")), ..q() },
                 "UID SEARCH SINCE 1-Jan-2024 BEFORE 9-Mar-2024",
             ),
-            (
-                SearchQuery { seen: Some(false), flagged: Some(true), answered: Some(false), ..q() },
-                "UID SEARCH UNSEEN FLAGGED UNANSWERED",
-            ),
+            (SearchQuery { seen: Some(false), flagged: Some(true), answered: Some(false), ..q() }, "UID SEARCH UNSEEN FLAGGED UNANSWERED"),
             (SearchQuery { has_attachment: Some(true), ..q() }, "UID SEARCH HEADER Content-Type \"multipart/mixed\""),
             (SearchQuery { has_attachment: Some(false), ..q() }, "UID SEARCH NOT HEADER Content-Type \"multipart/mixed\""),
             (SearchQuery { larger: Some(1000), smaller: Some(5000), ..q() }, "UID SEARCH LARGER 1000 SMALLER 5000"),
@@ -870,10 +860,7 @@ mod tests {
         assert_eq!(status_command("a\"b").unwrap(), "STATUS \"a\\\"b\" (MESSAGES UNSEEN UIDVALIDITY UIDNEXT)");
         assert_eq!(status_command("a\r\nb").unwrap_err(), ArgError::new("folder", "contains a carriage return (CR)"));
         assert_eq!(list_command(false, false), "LIST \"\" \"*\"");
-        assert_eq!(
-            list_command(true, true),
-            "LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN UIDVALIDITY UIDNEXT))"
-        );
+        assert_eq!(list_command(true, true), "LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN UIDVALIDITY UIDNEXT))");
         assert_eq!(
             summary_fetch_command("1:3,7", 65536),
             "UID FETCH 1:3,7 (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER]<0.65536>)"

@@ -50,14 +50,7 @@ impl From<&Limits> for SessionLimits {
 }
 
 fn response_phase(timeout: Duration, timeout_limit: &'static str, max: u64, cancel: Option<&CancelToken>) -> Phase {
-    Phase::new(
-        timeout,
-        timeout_limit,
-        max.saturating_add(framing_slack(max)),
-        "limits.max_response_bytes",
-        max,
-        cancel.cloned(),
-    )
+    Phase::new(timeout, timeout_limit, max.saturating_add(framing_slack(max)), "limits.max_response_bytes", max, cancel.cloned())
 }
 
 impl From<Trip> for ImapError {
@@ -74,10 +67,8 @@ impl From<Trip> for ImapError {
 fn io_error(ctl: &IoControl, e: &io::Error, doing: &str) -> ImapError {
     match ctl.trip() {
         Some(t) => t.into(),
-        None if e.kind() == io::ErrorKind::UnexpectedEof => {
-            ImapError::Protocol { reason: format!("connection closed by the server {doing}") }
-        }
-        None => ImapError::Protocol { reason: format!("connection failed {doing}: {}", sanitize(&e.to_string())) },
+        None if e.kind() == io::ErrorKind::UnexpectedEof => ImapError::connection_lost(doing, None),
+        None => ImapError::connection_lost(doing, Some(&e.to_string())),
     }
 }
 
@@ -90,11 +81,11 @@ fn crate_error(ctl: &IoControl, e: imap::Error, doing: &str) -> ImapError {
         imap::Error::No(n) => ImapError::Server { status: "NO", text: sanitize(&n.information) },
         imap::Error::Bad(b) => ImapError::Server { status: "BAD", text: sanitize(&b.information) },
         // The crate reports a line it cannot parse as a BYE without code or text.
-        imap::Error::Bye(b) if b.code.is_none() && b.information == "no explanation given" => ImapError::Protocol {
-            reason: format!("the server sent a response the imap library cannot parse {doing}"),
-        },
+        imap::Error::Bye(b) if b.code.is_none() && b.information == "no explanation given" => {
+            ImapError::Protocol { reason: format!("the server sent a response the imap library cannot parse {doing}") }
+        }
         imap::Error::Bye(b) => ImapError::Server { status: "BYE", text: sanitize(&b.information) },
-        imap::Error::ConnectionLost => ImapError::Protocol { reason: format!("connection closed by the server {doing}") },
+        imap::Error::ConnectionLost => ImapError::connection_lost(doing, None),
         imap::Error::Io(e) => io_error(ctl, &e, doing),
         imap::Error::Parse(_) => ImapError::Protocol { reason: format!("unparseable response from the server {doing}") },
         imap::Error::TagMismatch(_) => ImapError::Protocol { reason: format!("response tag mismatch {doing}") },
@@ -121,12 +112,7 @@ impl Conn {
     /// Runs one command; returns the untagged part of the response (the tagged OK excluded).
     /// NO and BAD leave the session usable; anything else leaves it in an unknown state.
     pub(crate) fn run(&mut self, what: &'static str, cmd: &str, cancel: Option<&CancelToken>) -> Result<Vec<u8>, ImapError> {
-        self.ctl.arm(response_phase(
-            self.limits.command_timeout,
-            "limits.command_timeout_ms",
-            self.limits.max_response_bytes,
-            cancel,
-        ));
+        self.ctl.arm(response_phase(self.limits.command_timeout, "limits.command_timeout_ms", self.limits.max_response_bytes, cancel));
         let result = catch_unwind(AssertUnwindSafe(|| self.session.run_command_and_read_response(cmd)));
         let out = match result {
             Err(_) => Err(ImapError::Panicked { context: what }),
@@ -146,34 +132,32 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
     let started = Instant::now();
     let imap = &account.imap;
     let tcp = tcp_connect(&imap.host, imap.port, limits.connect_timeout(), cancel)?;
-    let connect_err = |e: io::Error| ImapError::Connect {
-        host: imap.host.clone(),
-        port: imap.port,
-        reason: sanitize(&e.to_string()),
-    };
+    let connect_err = |e: io::Error| ImapError::Connect { host: imap.host.clone(), port: imap.port, reason: sanitize(&e.to_string()) };
     tcp.set_nodelay(true).map_err(connect_err)?;
     let ctl = IoControl::new();
     let mut guarded = Guarded::new(tcp, ctl.clone()).map_err(connect_err)?;
     // Handshake, greeting and STARTTLS share one deadline.
-    ctl.arm(response_phase(
-        limits.greeting_timeout(),
-        "limits.greeting_timeout_ms",
-        limits.max_response_bytes,
-        cancel,
-    ));
+    ctl.arm(response_phase(limits.greeting_timeout(), "limits.greeting_timeout_ms", limits.max_response_bytes, cancel));
     let connector = tls_connector(account)?;
 
-    let mut tls = match imap.tls {
+    // TLS, then the pin, before anything else is read over the secured stream.
+    let secure = |stream: Guarded| -> Result<(TlsStream, [u8; 32]), ImapError> {
+        let tls = handshake(&connector, &imap.host, stream, &ctl)?;
+        let sha = leaf_sha256(&tls)?;
+        match &imap.pin_sha256 {
+            Some(pin) if pin != &sha => Err(ImapError::PinMismatch { expected: hex(pin), actual: hex(&sha) }),
+            _ => Ok((tls, sha)),
+        }
+    };
+    let (mut tls, cert_sha256) = match imap.tls {
         TlsMode::Implicit => {
-            let mut tls = handshake(&connector, &imap.host, guarded, &ctl)?;
-            let mut pre = PreAuth { stream: &mut tls, ctl: &ctl };
-            pre.greeting()?;
-            tls
+            let (mut tls, sha) = secure(guarded)?;
+            PreAuth { stream: &mut tls, ctl: &ctl }.greeting()?;
+            (tls, sha)
         }
         TlsMode::Starttls => {
             let mut pre = PreAuth { stream: &mut guarded, ctl: &ctl };
-            let greeting_caps = pre.greeting()?;
-            let caps = match greeting_caps {
+            let caps = match pre.greeting()? {
                 Some(c) if has_cap(&c, "STARTTLS") => c,
                 _ => pre.capability("m1")?,
             };
@@ -181,16 +165,9 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
                 return Err(ImapError::StarttlsUnavailable);
             }
             pre.starttls("m2")?;
-            handshake(&connector, &imap.host, guarded, &ctl)?
+            secure(guarded)?
         }
     };
-
-    let cert_sha256 = leaf_sha256(&tls)?;
-    if let Some(pin) = &imap.pin_sha256 {
-        if pin != &cert_sha256 {
-            return Err(ImapError::PinMismatch { expected: hex(pin), actual: hex(&cert_sha256) });
-        }
-    }
 
     // Capabilities over TLS (never trust the plaintext list), before any credential is sent.
     let caps = PreAuth { stream: &mut tls, ctl: &ctl }.capability("m3")?;
@@ -204,30 +181,21 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
     ctl.arm(response_phase(limits.command_timeout(), "limits.command_timeout_ms", limits.max_response_bytes, cancel));
     let client = imap::Client::new(tls);
     let login = catch_unwind(AssertUnwindSafe(|| {
-        if use_plain {
+        let result = if use_plain {
             let auth = PlainAuth { user: &imap.username, password: &password };
             client.authenticate("PLAIN", &auth)
         } else {
             client.login(&imap.username, password.expose())
-        }
+        };
+        // On failure the crate hands the unauthenticated client back; it is dropped here.
+        result.map_err(|(e, _client)| login_error(&ctl, e, &password))
     }));
-    let session = match login {
-        Err(_) => return Err(ImapError::Panicked { context: "login" }),
-        Ok(Ok(s)) => s,
-        Ok(Err((e, _client))) => return Err(login_error(&ctl, e, &password)),
-    };
+    let session = login.unwrap_or(Err(ImapError::Panicked { context: "login" }))?;
     drop(password);
     let login_ms = started.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
 
-    let mut conn = Conn {
-        session,
-        ctl,
-        limits: SessionLimits::from(limits),
-        caps: Vec::new(),
-        cert_sha256,
-        last_used: Instant::now(),
-        login_ms,
-    };
+    let mut conn =
+        Conn { session, ctl, limits: SessionLimits::from(limits), caps: Vec::new(), cert_sha256, last_used: Instant::now(), login_ms };
     // Capabilities change after login (Dovecot adds SORT, LIST-STATUS, ...).
     let data = conn.run("capability", "CAPABILITY", cancel)?;
     conn.caps = catch_unwind(|| parse::capabilities(&data)).map_err(|_| ImapError::Panicked { context: "capability" })??;
@@ -268,10 +236,7 @@ impl imap::Authenticator for PlainAuth<'_> {
 
 fn tcp_connect(host: &str, port: u16, timeout: Duration, cancel: Option<&CancelToken>) -> Result<TcpStream, ImapError> {
     let deadline = Instant::now() + timeout;
-    let timeout_err = || ImapError::Timeout {
-        limit: "limits.connect_timeout_ms",
-        ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
-    };
+    let timeout_err = || ImapError::Timeout { limit: "limits.connect_timeout_ms", ms: timeout.as_millis().try_into().unwrap_or(u64::MAX) };
     let fail = |reason: String| ImapError::Connect { host: host.to_string(), port, reason };
     let addrs = resolve(host, port, timeout).map_err(|e| match e {
         None => timeout_err(),
@@ -378,9 +343,7 @@ impl<S: Read + Write> PreAuth<'_, S> {
         let mut byte = [0u8; 1];
         loop {
             match self.stream.read(&mut byte) {
-                Ok(0) => {
-                    return Err(ImapError::Protocol { reason: "connection closed by the server before login".into() })
-                }
+                Ok(0) => return Err(ImapError::connection_lost("before login", None)),
                 Ok(_) => {
                     line.push(byte[0]);
                     if byte[0] == b'\n' {
@@ -397,10 +360,7 @@ impl<S: Read + Write> PreAuth<'_, S> {
     }
 
     fn send(&mut self, line: &str) -> Result<(), ImapError> {
-        self.stream
-            .write_all(line.as_bytes())
-            .and_then(|()| self.stream.flush())
-            .map_err(|e| io_error(self.ctl, &e, "before login"))
+        self.stream.write_all(line.as_bytes()).and_then(|()| self.stream.flush()).map_err(|e| io_error(self.ctl, &e, "before login"))
     }
 
     /// Reads the greeting; returns capabilities it advertised, if any.
@@ -411,10 +371,9 @@ impl<S: Read + Write> PreAuth<'_, S> {
                 use imap_proto::types::{Response, Status};
                 match &r {
                     Response::Data { status: Status::Ok, .. } => Ok(parse::capabilities_in(&r)),
-                    Response::Data { status: Status::Bye, information, .. } => Err(ImapError::Server {
-                        status: "BYE",
-                        text: sanitize(information.as_deref().unwrap_or("")),
-                    }),
+                    Response::Data { status: Status::Bye, information, .. } => {
+                        Err(ImapError::Server { status: "BYE", text: sanitize(information.as_deref().unwrap_or("")) })
+                    }
                     Response::Data { status: Status::PreAuth, .. } => Err(ImapError::Protocol {
                         reason: "the server greeted with PREAUTH; refusing a session we did not authenticate".into(),
                     }),
@@ -445,12 +404,7 @@ impl<S: Read + Write> PreAuth<'_, S> {
     }
 
     /// Reads lines until the tagged answer; untagged ones go to `each`. Non-OK is an error.
-    fn until_tagged(
-        &mut self,
-        tag: &str,
-        what: &str,
-        mut each: impl FnMut(&imap_proto::types::Response<'_>),
-    ) -> Result<(), ImapError> {
+    fn until_tagged(&mut self, tag: &str, what: &str, mut each: impl FnMut(&imap_proto::types::Response<'_>)) -> Result<(), ImapError> {
         use imap_proto::types::{Response, Status};
         loop {
             let line = self.read_line()?;
@@ -467,10 +421,9 @@ impl<S: Read + Write> PreAuth<'_, S> {
                         _ => Err(ImapError::Server { status: "BYE", text }),
                     })
                 }
-                Ok((_, Response::Data { status: Status::Bye, information, .. })) => Some(Err(ImapError::Server {
-                    status: "BYE",
-                    text: sanitize(information.as_deref().unwrap_or("")),
-                })),
+                Ok((_, Response::Data { status: Status::Bye, information, .. })) => {
+                    Some(Err(ImapError::Server { status: "BYE", text: sanitize(information.as_deref().unwrap_or("")) }))
+                }
                 Ok((_, r)) => {
                     each(&r);
                     None

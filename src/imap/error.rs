@@ -96,10 +96,24 @@ impl ImapError {
         }
     }
 
-    /// A broken connection that a fresh one may well not have (a stale pooled session the
-    /// server closed). Timeouts, limits and panics are not retried: they would recur.
+    /// The connection closed or broke: typical of a stale pooled session the server timed out,
+    /// which a fresh connection will not have.
+    pub(crate) fn connection_lost(doing: &str, detail: Option<&str>) -> ImapError {
+        let reason = match detail {
+            None => format!("{CONNECTION_LOST} {doing}"),
+            Some(d) => format!("{CONNECTION_LOST} {doing}: {}", sanitize(d)),
+        };
+        ImapError::Protocol { reason }
+    }
+
+    /// Worth one retry on a fresh connection: the connection broke or the server said BYE.
+    /// Unparseable responses, timeouts, limits and panics are not retried: they would recur.
     pub(crate) fn is_retryable(&self) -> bool {
-        matches!(self, ImapError::Protocol { .. }) || matches!(self, ImapError::Server { status: "BYE", .. })
+        match self {
+            ImapError::Protocol { reason } => reason.starts_with(CONNECTION_LOST),
+            ImapError::Server { status, .. } => *status == "BYE",
+            _ => false,
+        }
     }
 }
 
@@ -108,10 +122,9 @@ impl fmt::Display for ImapError {
         match self {
             ImapError::Connect { host, port, reason } => write!(f, "cannot connect to {host}:{port}: {reason}"),
             ImapError::Tls { reason } => write!(f, "tls failed: {reason}"),
-            ImapError::PinMismatch { expected, actual } => write!(
-                f,
-                "server certificate does not match the pinned sha-256 (expected {expected}, got {actual})"
-            ),
+            ImapError::PinMismatch { expected, actual } => {
+                write!(f, "server certificate does not match the pinned sha-256 (expected {expected}, got {actual})")
+            }
             ImapError::StarttlsUnavailable => {
                 write!(f, "server does not offer starttls; refusing to send credentials without tls")
             }
@@ -120,11 +133,9 @@ impl fmt::Display for ImapError {
             ImapError::Timeout { limit, ms } => write!(f, "timed out after {ms} ms ({limit})"),
             ImapError::Cancelled => write!(f, "cancelled"),
             ImapError::LimitExceeded { limit, max } => write!(f, "server response exceeded {limit} ({max})"),
-            ImapError::UidValidityChanged { folder, expected, actual } => write!(
-                f,
-                "uidvalidity of folder {} changed from {expected} to {actual}; earlier uids are no longer valid",
-                quoted(folder)
-            ),
+            ImapError::UidValidityChanged { folder, expected, actual } => {
+                write!(f, "uidvalidity of folder {} changed from {expected} to {actual}; earlier uids are no longer valid", quoted(folder))
+            }
             ImapError::NotFound { what } => write!(f, "{what} not found"),
             ImapError::FolderNotFound { folder } => write!(f, "folder {} not found", quoted(folder)),
             ImapError::Invalid(e) => write!(f, "{e}"),
@@ -153,6 +164,9 @@ impl From<SecretError> for ImapError {
         ImapError::Secret(e)
     }
 }
+
+/// How every "the connection broke" protocol error starts (see [`ImapError::is_retryable`]).
+const CONNECTION_LOST: &str = "connection lost";
 
 /// A user-visible name in quotes with control characters escaped.
 fn quoted(s: &str) -> String {
@@ -232,10 +246,7 @@ mod tests {
     #[test]
     fn display_examples() {
         let cases: Vec<(ImapError, &str)> = vec![
-            (
-                ImapError::Timeout { limit: "limits.command_timeout_ms", ms: 60000 },
-                "timed out after 60000 ms (limits.command_timeout_ms)",
-            ),
+            (ImapError::Timeout { limit: "limits.command_timeout_ms", ms: 60000 }, "timed out after 60000 ms (limits.command_timeout_ms)"),
             (ImapError::FolderNotFound { folder: "a\u{1b}[31m".into() }, "folder \"a\\u{1b}[31m\" not found"),
             (
                 ImapError::UidValidityChanged { folder: "INBOX".into(), expected: 1, actual: 2 },
@@ -245,6 +256,25 @@ mod tests {
         ];
         for (e, want) in cases {
             assert_eq!(e.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn only_broken_connections_are_retried() {
+        let lost = ImapError::connection_lost("during examine", Some("Broken pipe (os error 32)\r\n"));
+        assert_eq!(lost.to_string(), "imap protocol error: connection lost during examine: Broken pipe (os error 32)");
+        let cases: Vec<(ImapError, bool)> = vec![
+            (lost, true),
+            (ImapError::connection_lost("before login", None), true),
+            (ImapError::Server { status: "BYE", text: "idle for too long".into() }, true),
+            (ImapError::Protocol { reason: "unparseable response from the server".into() }, false),
+            (ImapError::Timeout { limit: "limits.command_timeout_ms", ms: 1 }, false),
+            (ImapError::LimitExceeded { limit: "limits.max_response_bytes", max: 1 }, false),
+            (ImapError::Panicked { context: "uid fetch" }, false),
+            (ImapError::Server { status: "NO", text: "x".into() }, false),
+        ];
+        for (e, retry) in cases {
+            assert_eq!(e.is_retryable(), retry, "{e}");
         }
     }
 

@@ -178,19 +178,15 @@ impl ImapClient {
     /// Runs a read-only operation on a pooled session. A connection-level failure discards the
     /// session; if the session was reused from the pool (it may have gone stale), the operation
     /// is retried once on a fresh connection.
-    fn with_session<T>(
-        &self,
-        ctx: &OpCtx<'_>,
-        op: impl Fn(&mut conn::Conn) -> Result<T, ImapError>,
-    ) -> Result<T, ImapError> {
+    fn with_session<T>(&self, ctx: &OpCtx<'_>, op: impl Fn(&mut conn::Conn) -> Result<T, ImapError>) -> Result<T, ImapError> {
         let mut fresh = false;
         loop {
             if ctx.cancel.is_cancelled() {
                 return Err(ImapError::Cancelled);
             }
             let mut lease = self.pool.checkout(Some(ctx.cancel), fresh)?;
-            let result = catch_unwind(AssertUnwindSafe(|| op(lease.conn())))
-                .unwrap_or(Err(ImapError::Panicked { context: "imap operation" }));
+            let result =
+                catch_unwind(AssertUnwindSafe(|| op(lease.conn()))).unwrap_or(Err(ImapError::Panicked { context: "imap operation" }));
             match result {
                 Ok(v) => {
                     lease.release();
@@ -234,19 +230,11 @@ impl ImapClient {
     ) -> Result<(u32, Vec<Summary>), ImapError> {
         args::uid_set("uids", uids)?;
         let (max_response, max_header) = (self.limits.max_response_bytes, self.limits.max_header_bytes);
-        self.with_session(ctx, |c| {
-            ops::fetch_summaries(c, ctx, folder, expect_uidvalidity, uids, max_response, max_header)
-        })
+        self.with_session(ctx, |c| ops::fetch_summaries(c, ctx, folder, expect_uidvalidity, uids, max_response, max_header))
     }
 
     /// One message's raw bytes, at most `limits.max_message_bytes` (then `truncated`).
-    pub fn fetch_message(
-        &self,
-        ctx: &OpCtx<'_>,
-        folder: &MailboxName,
-        uidvalidity: u32,
-        uid: u32,
-    ) -> Result<FetchedMessage, ImapError> {
+    pub fn fetch_message(&self, ctx: &OpCtx<'_>, folder: &MailboxName, uidvalidity: u32, uid: u32) -> Result<FetchedMessage, ImapError> {
         args::uid_set("uid", &[uid])?;
         let max = self.limits.max_message_bytes;
         self.with_session(ctx, |c| ops::fetch_message(c, ctx, folder, uidvalidity, uid, max))
@@ -274,5 +262,26 @@ impl ImapClient {
             return Ok(caps);
         }
         self.with_session(ctx, |c| Ok(c.caps.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_is_shareable_across_request_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ImapClient>();
+        assert_send_sync::<CancelToken>();
+    }
+
+    #[test]
+    fn cancel_token_is_shared_by_clones() {
+        let a = CancelToken::new();
+        let b = a.clone();
+        assert!(!b.is_cancelled());
+        a.cancel();
+        assert!(b.is_cancelled());
     }
 }

@@ -42,11 +42,7 @@ fn means_missing(text: &str) -> bool {
 
 fn check_validity(folder: &MailboxName, expected: u32, sel: &Selected) -> Result<(), ImapError> {
     if sel.uidvalidity != expected {
-        return Err(ImapError::UidValidityChanged {
-            folder: folder.as_str().to_string(),
-            expected,
-            actual: sel.uidvalidity,
-        });
+        return Err(ImapError::UidValidityChanged { folder: folder.as_str().to_string(), expected, actual: sel.uidvalidity });
     }
     Ok(())
 }
@@ -57,23 +53,14 @@ fn dedup_keep_order(v: &mut Vec<u32>) {
     v.retain(|u| seen.insert(*u));
 }
 
-pub(crate) fn search(
-    conn: &mut Conn,
-    ctx: &OpCtx<'_>,
-    folder: &MailboxName,
-    query: &args::SearchQuery,
-) -> Result<SearchResult, ImapError> {
+pub(crate) fn search(conn: &mut Conn, ctx: &OpCtx<'_>, folder: &MailboxName, query: &args::SearchQuery) -> Result<SearchResult, ImapError> {
     let criteria = args::build_search(query, literal_plus(&conn.caps))?;
     let sel = examine(conn, ctx, folder)?;
     let sort = has_cap(&conn.caps, "SORT");
     let sorted_by = if sort { "date" } else { "arrival" };
     let mut uids = Vec::new();
     if sel.exists > 0 {
-        let (what, cmd) = if sort {
-            ("uid sort", args::sort_command(&criteria))
-        } else {
-            ("uid search", args::search_command(&criteria))
-        };
+        let (what, cmd) = if sort { ("uid sort", args::sort_command(&criteria)) } else { ("uid search", args::search_command(&criteria)) };
         let data = conn.run(what, &cmd, Some(ctx.cancel))?;
         uids = parsed(what, || parse::ids(&data))?;
         uids.retain(|&u| u != 0);
@@ -158,9 +145,10 @@ pub(crate) fn fetch_message(
     check_validity(folder, uidvalidity, &sel)?;
     let data = conn.run("uid fetch", &args::message_fetch_command(uid, max_message_bytes), Some(ctx.cancel))?;
     let items = parsed("uid fetch", || parse::fetches(&data))?;
-    let item = items.into_iter().find(|i| i.uid == Some(uid) && i.body.is_some()).ok_or_else(|| ImapError::NotFound {
-        what: format!("message uid {uid} in folder \"{}\"", folder.as_str().escape_debug()),
-    })?;
+    let item = items
+        .into_iter()
+        .find(|i| i.uid == Some(uid) && i.body.is_some())
+        .ok_or_else(|| ImapError::NotFound { what: format!("message uid {uid} in folder \"{}\"", folder.as_str().escape_debug()) })?;
     let mut raw = item.body.unwrap_or_default();
     let cap = usize::try_from(max_message_bytes).unwrap_or(usize::MAX);
     let over = raw.len() > cap;
@@ -234,10 +222,7 @@ pub(crate) fn list_folders(conn: &mut Conn, ctx: &OpCtx<'_>) -> Result<Vec<Folde
         };
         let usable = decoded.is_some();
         let name = decoded.unwrap_or_else(|| e.wire_name.escape_debug().to_string());
-        let no_select = e
-            .attributes
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case("\\Noselect") || a.eq_ignore_ascii_case("\\NonExistent"));
+        let no_select = e.attributes.iter().any(|a| a.eq_ignore_ascii_case("\\Noselect") || a.eq_ignore_ascii_case("\\NonExistent"));
         let selectable = usable && !no_select;
         let status = if selectable { statuses.get(&e.wire_name).copied() } else { None };
         if selectable && status.is_none() {

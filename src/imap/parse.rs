@@ -8,8 +8,7 @@
 use std::collections::HashMap;
 
 use imap_proto::types::{
-    AttributeValue, Capability, MailboxDatum, MessageSection, NameAttribute, Response, ResponseCode, SectionPath,
-    Status, StatusAttribute,
+    AttributeValue, Capability, MailboxDatum, MessageSection, NameAttribute, Response, ResponseCode, SectionPath, Status, StatusAttribute,
 };
 
 use super::error::{sanitize, ImapError};
@@ -48,9 +47,7 @@ pub(crate) fn capabilities_in(resp: &Response<'_>) -> Option<Vec<String>> {
     match resp {
         Response::Capabilities(caps) => Some(caps.iter().map(capability_name).collect()),
         Response::Data { code: Some(ResponseCode::Capabilities(caps)), .. }
-        | Response::Done { code: Some(ResponseCode::Capabilities(caps)), .. } => {
-            Some(caps.iter().map(capability_name).collect())
-        }
+        | Response::Done { code: Some(ResponseCode::Capabilities(caps)), .. } => Some(caps.iter().map(capability_name).collect()),
         _ => None,
     }
 }
@@ -92,8 +89,7 @@ pub(crate) fn selected(data: &[u8]) -> Result<Selected, ImapError> {
             _ => {}
         }
     }
-    let uidvalidity =
-        uidvalidity.ok_or_else(|| ImapError::Protocol { reason: "server did not report the folder's UIDVALIDITY".into() })?;
+    let uidvalidity = uidvalidity.ok_or_else(|| ImapError::Protocol { reason: "server did not report the folder's UIDVALIDITY".into() })?;
     Ok(Selected { exists: exists.unwrap_or(0), uidvalidity, uidnext })
 }
 
@@ -201,9 +197,7 @@ pub(crate) fn ids(data: &[u8]) -> Result<Vec<u32>, ImapError> {
     let mut out = Vec::new();
     for r in responses(data)? {
         match r {
-            Response::MailboxData(MailboxDatum::Search(v)) | Response::MailboxData(MailboxDatum::Sort(v)) => {
-                out.extend(v)
-            }
+            Response::MailboxData(MailboxDatum::Search(v)) | Response::MailboxData(MailboxDatum::Sort(v)) => out.extend(v),
             _ => {}
         }
     }
@@ -298,10 +292,7 @@ mod tests {
         assert_eq!(entries[2].attributes, ["\\Noselect", "\\HasChildren"]);
         assert_eq!(entries[3].delimiter.as_deref(), Some("\\"));
         assert_eq!(entries[4].delimiter, None);
-        assert_eq!(
-            statuses["Drafts"],
-            StatusValues { messages: Some(2), unseen: Some(1), uidvalidity: Some(7), uidnext: Some(3) }
-        );
+        assert_eq!(statuses["Drafts"], StatusValues { messages: Some(2), unseen: Some(1), uidvalidity: Some(7), uidnext: Some(3) });
         assert_eq!(status(data, "inbox").unwrap().unwrap().messages, Some(10));
         assert_eq!(status(data, "Nope").unwrap(), None);
     }

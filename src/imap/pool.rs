@@ -160,10 +160,8 @@ impl Pool {
 
     /// Opens a session in a slot already counted in `open`.
     fn open_new(&self, cancel: Option<&CancelToken>) -> Result<Lease<'_>, ImapError> {
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            conn::connect(&self.account, &self.limits, cancel)
-        }))
-        .unwrap_or(Err(ImapError::Panicked { context: "connect" }));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn::connect(&self.account, &self.limits, cancel)))
+            .unwrap_or(Err(ImapError::Panicked { context: "connect" }));
         match opened {
             Ok(c) => {
                 let mut st = self.lock();

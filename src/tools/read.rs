@@ -263,7 +263,7 @@ fn summary_parts(account: &str, folder: &str, uidvalidity: u32, s: &Summary, war
     }
     let id = MessageRef { account: account.to_string(), folder: folder.to_string(), uidvalidity, uid: s.uid }.encode();
     let has_attachments = h.content_type.as_deref() == Some("multipart/mixed");
-    let meta = json!({"id": id, "uid": s.uid, "flags": s.flags, "size": s.size, "internal_date": s.internal_date, "has_attachments": has_attachments});
+    let meta = json!({"id": id, "uid": s.uid, "flags": visible_flags(&s.flags), "size": s.size, "internal_date": s.internal_date, "has_attachments": has_attachments});
     let untrusted = json!({
         "id": id, "date": h.date, "from": addr_json(&h.from), "to": addr_json(&h.to), "subject": h.subject,
         "message_id": h.message_id, "in_reply_to": h.in_reply_to,
@@ -275,6 +275,11 @@ fn summary_parts(account: &str, folder: &str, uidvalidity: u32, s: &Summary, war
         content::snippet(opt_text(&h.subject), LINE_MAX)
     );
     (meta, untrusted, text, h)
+}
+
+/// Flags as the agent sees them: `\Recent` is per-session noise and is left out.
+fn visible_flags(flags: &[String]) -> Vec<String> {
+    flags.iter().filter(|f| !f.eq_ignore_ascii_case("\\Recent")).cloned().collect()
 }
 
 fn flags_text(flags: &[String]) -> String {
@@ -406,7 +411,7 @@ fn search(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output, ToolE
         let (m, u, line, _) = summary_parts(&acct.name, folder.as_str(), uidvalidity, s, &mut warnings);
         metas.push(m);
         untrusted.push(u);
-        lines.push(format!("{line} | flags: {}", flags_text(&s.flags)));
+        lines.push(format!("{line} | flags: {}", flags_text(&visible_flags(&s.flags))));
     }
     let meta_text = format!(
         "search in {}/{}: {} matching, showing {}-{} (sorted by {}){}",
@@ -448,19 +453,17 @@ fn fetch_message(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output
         content::clean_line(&r.folder),
         r.uid,
         msg.size,
-        flags_text(&msg.flags),
+        flags_text(&visible_flags(&msg.flags)),
         if msg.truncated { "\nnote: message larger than limits.max_message_bytes; only its beginning was read" } else { "" },
         if rendered.text_truncated { "\nnote: body text truncated (max_body_chars)" } else { "" },
     );
-    let mut text = format!(
-        "From: {}\nTo: {}\nCc: {}\nReply-To: {}\nDate: {}\nSubject: {}\n",
-        addr_text(&h.from),
-        addr_text(&h.to),
-        addr_text(&h.cc),
-        addr_text(&h.reply_to),
-        opt_text(&h.date),
-        opt_text(&h.subject)
-    );
+    let mut text = String::new();
+    for (label, list) in [("From", &h.from), ("Sender", &h.sender), ("To", &h.to), ("Cc", &h.cc), ("Reply-To", &h.reply_to)] {
+        if !list.is_empty() || label == "From" {
+            text.push_str(&format!("{label}: {}\n", addr_text(list)));
+        }
+    }
+    text.push_str(&format!("Date: {}\nSubject: {}\n", opt_text(&h.date), opt_text(&h.subject)));
     if let Some(l) = &h.list_id {
         text.push_str(&format!("List-Id: {l}\n"));
     }
@@ -477,7 +480,7 @@ fn fetch_message(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output
     text.push_str(&rendered.text);
     Ok(Output {
         meta: json!({
-            "id": id, "account": r.account, "folder": r.folder, "uid": r.uid, "flags": msg.flags, "size": msg.size,
+            "id": id, "account": r.account, "folder": r.folder, "uid": r.uid, "flags": visible_flags(&msg.flags), "size": msg.size,
             "fetch_truncated": msg.truncated, "text_source": rendered.text_source, "text_truncated": rendered.text_truncated,
             "attachments": att_meta,
         }),

@@ -119,7 +119,9 @@ impl Client {
                 self.transcript.push(v.clone());
                 v
             }
-            Err(RecvTimeoutError::Timeout) => panic!("no message from the server within {timeout:?}; stderr: {}", self.stderr.lock().unwrap()),
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("no message from the server within {timeout:?}; stderr: {}", self.stderr.lock().unwrap())
+            }
             Err(RecvTimeoutError::Disconnected) => panic!("server closed stdout; stderr: {}", self.stderr.lock().unwrap()),
         }
     }
