@@ -98,7 +98,10 @@ fn main() {
         .unwrap();
     let out = BufReader::new(child.stdout.take().unwrap());
     let mut s = Session { child, out, next: 1 };
-    let init = s.request("initialize", json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "demo", "version": "1"}}));
+    let init = s.request(
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "demo", "version": "1"}}),
+    );
     println!("server: {} {}", init["result"]["serverInfo"]["name"], init["result"]["serverInfo"]["version"]);
     let tools = s.request("tools/list", json!({}));
     let names: Vec<&str> = tools["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
@@ -130,7 +133,10 @@ fn main() {
     let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
     let d = s.request("server/discover", json!({"_meta": meta}));
     println!("supportedVersions: {}", d["result"]["supportedVersions"]);
-    let r = s.request("tools/call", json!({"_meta": meta, "name": "search", "arguments": {"folder": "Archive", "from": dovecot::ARCHIVE_KNOWN_SENDER, "limit": 3}}));
+    let r = s.request(
+        "tools/call",
+        json!({"_meta": meta, "name": "search", "arguments": {"folder": "Archive", "from": dovecot::ARCHIVE_KNOWN_SENDER, "limit": 3}}),
+    );
     show_text(&r["result"]);
 
     drop(s.child.stdin.take());

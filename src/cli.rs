@@ -146,7 +146,14 @@ fn check(cfg: &Config) -> i32 {
             config::TlsMode::Implicit => "implicit TLS",
             config::TlsMode::Starttls => "STARTTLS",
         };
-        println!("account {} <{}>: {}:{} ({tls}), posture {}", acct.name, acct.email, acct.imap.host, acct.imap.port, acct.posture.as_str());
+        println!(
+            "account {} <{}>: {}:{} ({tls}), posture {}",
+            acct.name,
+            acct.email,
+            acct.imap.host,
+            acct.imap.port,
+            acct.posture.as_str()
+        );
         match client.check() {
             Ok(r) => {
                 println!("  ok: logged in in {} ms", r.login_ms);

@@ -358,21 +358,13 @@ impl Config {
         if accounts.is_empty() {
             return Err(err(None, "no accounts configured: add an [accounts.NAME] table".into()));
         }
-        Ok(Config {
-            path: path.to_path_buf(),
-            posture,
-            workspace: raw.workspace,
-            tools: raw.tools,
-            accounts,
-            limits: raw.limits,
-        })
+        Ok(Config { path: path.to_path_buf(), posture, workspace: raw.workspace, tools: raw.tools, accounts, limits: raw.limits })
     }
 }
 
 fn build_account(name: &str, acc: RawAccount, global: Posture) -> Result<Account, String> {
-    let valid_name = !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    let valid_name =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     if !valid_name {
         return Err(format!("account name `{}` must be 1-64 characters of A-Z a-z 0-9 . _ -", name.escape_default()));
     }
@@ -506,10 +498,9 @@ password = { command = ["secret-tool", "lookup", "mail", "home"] }
 
     #[test]
     fn account_posture_cannot_widen_global() {
-        let text = GOOD.replace("posture = \"full\"", "posture = \"readonly\"").replace(
-            "email = \"me@home.example\"",
-            "email = \"me@home.example\"\nposture = \"destructive\"",
-        );
+        let text = GOOD
+            .replace("posture = \"full\"", "posture = \"readonly\"")
+            .replace("email = \"me@home.example\"", "email = \"me@home.example\"\nposture = \"destructive\"");
         assert_eq!(parse(&text).unwrap().accounts["home"].posture, Posture::Readonly);
     }
 

@@ -3,6 +3,7 @@
 //! The binary (`main.rs`) is a thin shell over this library; the library exists so that tests
 //! and fuzz targets can reach the pure parts (`content`, `rpc` framing, `config`).
 
+pub mod cli;
 pub mod config;
 pub mod content;
 pub mod imap;
@@ -10,4 +11,3 @@ pub mod rpc;
 pub mod secret;
 pub mod server;
 pub mod tools;
-pub mod cli;

@@ -114,12 +114,26 @@ impl RpcError {
 /// One message received from the client.
 #[derive(Debug, PartialEq)]
 pub enum Incoming {
-    Request { id: Value, method: String, params: Value },
-    Notification { method: String, params: Value },
+    Request {
+        id: Value,
+        method: String,
+        params: Value,
+    },
+    Notification {
+        method: String,
+        params: Value,
+    },
     /// A response to a request the server sent (elicitation).
-    Response { id: Value, result: Option<Value>, error: Option<Value> },
+    Response {
+        id: Value,
+        result: Option<Value>,
+        error: Option<Value>,
+    },
     /// Not a valid message; answer with this error (id is null when unknown).
-    Invalid { id: Value, error: RpcError },
+    Invalid {
+        id: Value,
+        error: RpcError,
+    },
 }
 
 fn valid_id(id: &Value) -> bool {
@@ -154,10 +168,9 @@ pub fn parse_line(line: &[u8]) -> Incoming {
             match id {
                 None => Incoming::Notification { method, params },
                 Some(id) if valid_id(&id) => Incoming::Request { id, method, params },
-                Some(_) => Incoming::Invalid {
-                    id: Value::Null,
-                    error: RpcError::new(INVALID_REQUEST, "id must be a string or an integer"),
-                },
+                Some(_) => {
+                    Incoming::Invalid { id: Value::Null, error: RpcError::new(INVALID_REQUEST, "id must be a string or an integer") }
+                }
             }
         }
         Some(_) => Incoming::Invalid { id: id_for_error, error: RpcError::new(INVALID_REQUEST, "method must be a string") },
@@ -300,10 +313,7 @@ mod tests {
                 r#"{"jsonrpc":"2.0","id":2,"method":"x","params":[1]}"#,
                 Incoming::Invalid { id: json!(2), error: RpcError::new(INVALID_REQUEST, "params must be an object") },
             ),
-            (
-                r#"{"jsonrpc":"2.0","id":7,"result":{}}"#,
-                Incoming::Response { id: json!(7), result: Some(json!({})), error: None },
-            ),
+            (r#"{"jsonrpc":"2.0","id":7,"result":{}}"#, Incoming::Response { id: json!(7), result: Some(json!({})), error: None }),
             (r#"{"jsonrpc":"2.0","id":7}"#, Incoming::Invalid { id: json!(7), error: RpcError::new(INVALID_REQUEST, "missing method") }),
         ];
         for (line, want) in cases {

@@ -87,12 +87,9 @@ impl fmt::Display for SecretError {
             SecretError::FileUnreadable { path, reason } => {
                 write!(f, "cannot read secret file {}: {reason}", path.display())
             }
-            SecretError::FileTooOpen { path, mode } => write!(
-                f,
-                "secret file {} is readable by group or others (mode {:o}); run chmod 600 on it",
-                path.display(),
-                mode & 0o777
-            ),
+            SecretError::FileTooOpen { path, mode } => {
+                write!(f, "secret file {} is readable by group or others (mode {:o}); run chmod 600 on it", path.display(), mode & 0o777)
+            }
             SecretError::Empty { source } => write!(f, "secret from {source} is empty"),
             SecretError::Malformed { source, reason } => {
                 write!(f, "secret from {source} is unusable: {reason}")
@@ -120,8 +117,7 @@ impl SecretSource {
                 Ok(v) => first_line(Zeroizing::new(v.into_bytes()), &self.describe()),
                 Err(_) => Err(SecretError::EnvMissing { var: var.clone() }),
             },
-            SecretSource::Command(argv) => run_command(argv, command_timeout)
-                .and_then(|out| first_line(out, &self.describe())),
+            SecretSource::Command(argv) => run_command(argv, command_timeout).and_then(|out| first_line(out, &self.describe())),
             SecretSource::File(path) => read_file(path).and_then(|b| first_line(b, &self.describe())),
         }
     }
@@ -139,7 +135,7 @@ fn first_line(bytes: Zeroizing<Vec<u8>>, source: &str) -> Result<Secret, SecretE
     if line.is_empty() {
         return Err(SecretError::Empty { source: source.to_string() });
     }
-    if line.iter().any(|&b| b == 0) {
+    if line.contains(&0) {
         return Err(SecretError::Malformed { source: source.to_string(), reason: "contains a NUL byte" });
     }
     match std::str::from_utf8(line) {
@@ -172,10 +168,8 @@ fn run_command(argv: &[String], timeout: Duration) -> Result<Zeroizing<Vec<u8>>,
         .spawn()
         .map_err(|e| SecretError::CommandSpawn { program: program.clone(), reason: e.to_string() })?;
     // Read stdout on a helper thread so a chatty helper cannot block on a full pipe.
-    let mut stdout = child.stdout.take().ok_or_else(|| SecretError::CommandSpawn {
-        program: program.clone(),
-        reason: "no stdout pipe".to_string(),
-    })?;
+    let mut stdout =
+        child.stdout.take().ok_or_else(|| SecretError::CommandSpawn { program: program.clone(), reason: "no stdout pipe".to_string() })?;
     let reader = std::thread::spawn(move || {
         let mut buf = Zeroizing::new(Vec::new());
         let _ = (&mut stdout).take(MAX_SECRET_BYTES as u64 + 1).read_to_end(&mut buf);

@@ -146,7 +146,8 @@ fn read_loop(shared: &Arc<Shared>, mut input: impl BufRead, max_line: usize, que
         match rpc::read_line_bounded(&mut input, max_line, &mut buf) {
             Ok(LineRead::Eof) | Err(_) => return,
             Ok(LineRead::TooLong) => {
-                let e = RpcError::new(rpc::INVALID_REQUEST, format!("request line longer than limits.max_request_bytes ({max_line} bytes)"));
+                let e =
+                    RpcError::new(rpc::INVALID_REQUEST, format!("request line longer than limits.max_request_bytes ({max_line} bytes)"));
                 shared.out.send(rpc::error_response(&Value::Null, &e));
             }
             Ok(LineRead::Line) => {
@@ -201,11 +202,20 @@ fn request_revision(shared: &Shared, method: &str, params: &Value) -> Result<Rev
     match &*shared.legacy.lock().unwrap_or_else(|e| e.into_inner()) {
         Some(s) => Ok(s.revision),
         None if method == "server/discover" => Ok(Revision::V2026_07_28),
-        None => Err(RpcError::new(rpc::NOT_INITIALIZED, "not initialized: send initialize first (or a modern request with _meta protocolVersion)")),
+        None => Err(RpcError::new(
+            rpc::NOT_INITIALIZED,
+            "not initialized: send initialize first (or a modern request with _meta protocolVersion)",
+        )),
     }
 }
 
-fn handle_request(shared: &Arc<Shared>, id: &Value, method: &str, params: Value, queue: &SyncSender<Job>) -> Option<Result<Value, RpcError>> {
+fn handle_request(
+    shared: &Arc<Shared>,
+    id: &Value,
+    method: &str,
+    params: Value,
+    queue: &SyncSender<Job>,
+) -> Option<Result<Value, RpcError>> {
     if method == "initialize" {
         return Some(initialize(shared, &params));
     }
@@ -296,11 +306,7 @@ fn enqueue_call(shared: &Arc<Shared>, id: &Value, params: Value, revision: Revis
         Some(v @ Value::Object(_)) => v,
         Some(_) => return Err(RpcError::new(rpc::INVALID_PARAMS, "tools/call `arguments` must be an object")),
     };
-    let progress_token = p
-        .get("_meta")
-        .and_then(|m| m.get("progressToken"))
-        .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
-        .cloned();
+    let progress_token = p.get("_meta").and_then(|m| m.get("progressToken")).filter(|t| t.is_string() || t.is_i64() || t.is_u64()).cloned();
     let cancel = CancelToken::default();
     let key = id.to_string();
     shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), cancel.clone());
@@ -324,13 +330,10 @@ fn start_job(shared: &Arc<Shared>, job: Job) {
         *running += 1;
     }
     let worker_shared = Arc::clone(shared);
-    let spawned = thread::Builder::new()
-        .name("mailmoat-request".into())
-        .stack_size(REQUEST_STACK_BYTES)
-        .spawn(move || {
-            let _slot = SlotGuard(&worker_shared);
-            run_job(&worker_shared, job);
-        });
+    let spawned = thread::Builder::new().name("mailmoat-request".into()).stack_size(REQUEST_STACK_BYTES).spawn(move || {
+        let _slot = SlotGuard(&worker_shared);
+        run_job(&worker_shared, job);
+    });
     if spawned.is_err() {
         let mut running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
         *running -= 1;
@@ -380,7 +383,10 @@ fn run_job(shared: &Shared, job: Job) {
             }
             rpc::response(&job.id, v)
         }
-        Err(_) => rpc::error_response(&job.id, &RpcError::new(rpc::INTERNAL_ERROR, "internal error while running the tool; the server keeps serving")),
+        Err(_) => rpc::error_response(
+            &job.id,
+            &RpcError::new(rpc::INTERNAL_ERROR, "internal error while running the tool; the server keeps serving"),
+        ),
     };
     shared.out.send(reply);
 }

@@ -60,7 +60,8 @@ fn list_folders_roles_and_counts_in_both_eras() {
         let mut c = e.client(rev);
         let r = c.call("list_folders", json!({}));
         let folders = ok(&r)["meta"]["folders"].as_array().unwrap().clone();
-        let by_name = |n: &str| folders.iter().find(|f| f["name"] == json!(n)).unwrap_or_else(|| panic!("no folder {n} in {folders:?}")).clone();
+        let by_name =
+            |n: &str| folders.iter().find(|f| f["name"] == json!(n)).unwrap_or_else(|| panic!("no folder {n} in {folders:?}")).clone();
         assert_eq!(folders[0]["name"], json!("INBOX"));
         assert_eq!(by_name("INBOX")["role"], json!("inbox"));
         assert_eq!(by_name("INBOX")["messages"], json!(dc::INBOX_COUNT));
@@ -262,7 +263,8 @@ fn fetch_thread_walks_references() {
     let sc = ok(&r["result"]);
     assert_eq!(sc["meta"]["count"], json!(6));
     assert_eq!(sc["meta"]["complete"], json!(true));
-    let ids: BTreeSet<String> = sc["untrusted"]["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap().to_string()).collect();
+    let ids: BTreeSet<String> =
+        sc["untrusted"]["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap().to_string()).collect();
     let want: BTreeSet<String> = dc::THREAD_IDS.iter().chain([&dc::THREAD_LOOSE_REPLY_ID]).map(|s| s.to_string()).collect();
     assert_eq!(ids, want);
     assert_eq!(sc["untrusted"]["messages"][0]["message_id"], json!(dc::THREAD_ROOT_ID));
@@ -310,11 +312,21 @@ fn hostile_messages_are_fenced_and_cleaned() {
     // CR/LF smuggled through an encoded word never survives decoding.
     let r = c.call("search", json!({"subject": "Invoice"}));
     let sc = ok(&r).clone();
-    let crlf = sc["untrusted"]["messages"].as_array().unwrap().iter().find(|m| m["subject"].as_str().unwrap_or("").contains("X-Smuggled")).unwrap().clone();
+    let crlf = sc["untrusted"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap_or("").contains("X-Smuggled"))
+        .unwrap()
+        .clone();
     assert_eq!(crlf["subject"], json!("Invoice Bcc: attacker@evil.test X-Smuggled: yes"));
     let r = c.call("fetch_message", json!({"id": crlf["id"]}));
     let sc = ok(&r);
-    assert!(sc["security_warnings"].as_array().unwrap().iter().any(|w| w["code"] == json!("header_injection") && w["severity"] == json!("danger")));
+    assert!(sc["security_warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["code"] == json!("header_injection") && w["severity"] == json!("danger")));
 
     // A body full of fake end-of-email markers cannot close the fence.
     let id = id_by_subject(&mut c, "INBOX", dc::HOSTILE_FENCE_SUBJECT);
@@ -362,7 +374,8 @@ fn check_command_reports_and_fails_cleanly() {
     let bad = e.dc.dir.join("bad-pw");
     std::fs::write(&bad, "CANARY-wrong-password-4411\n").unwrap();
     std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let cfg = std::fs::read_to_string(&e.config).unwrap().replace(&e.dc.password_file.to_string_lossy().to_string(), &bad.to_string_lossy());
+    let cfg =
+        std::fs::read_to_string(&e.config).unwrap().replace(&e.dc.password_file.to_string_lossy().to_string(), &bad.to_string_lossy());
     let bad_cfg = e.dc.dir.join("bad.toml");
     std::fs::write(&bad_cfg, cfg).unwrap();
     let out = Command::new(mcp::bin()).args(["--dry-run", "--config"]).arg(&bad_cfg).output().unwrap();
@@ -390,7 +403,8 @@ fn large_folder_search_and_paging() {
     let e = env(&Seed::Large(n), "readonly");
     let mut c = e.client(MODERN);
     let t = std::time::Instant::now();
-    let r = c.request_timeout("tools/call", c.params(json!({"name": "search", "arguments": {"folder": dc::LARGE}})), Duration::from_secs(300));
+    let r =
+        c.request_timeout("tools/call", c.params(json!({"name": "search", "arguments": {"folder": dc::LARGE}})), Duration::from_secs(300));
     let sc = ok(&r["result"]).clone();
     eprintln!("first unfiltered search of {n}: {:?}", t.elapsed());
     assert_eq!(sc["meta"]["total"], json!(n));

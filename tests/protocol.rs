@@ -87,7 +87,8 @@ fn legacy_handshake_and_tools_in_every_revision() {
 fn legacy_unknown_version_gets_newest_legacy() {
     let (cfg, _d) = config("", "");
     let mut c = Client::spawn(&cfg, "2025-11-25", &[]);
-    let r = c.request("initialize", json!({"protocolVersion": "1999-01-01", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}));
+    let r =
+        c.request("initialize", json!({"protocolVersion": "1999-01-01", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}));
     assert_eq!(r["result"]["protocolVersion"], json!("2025-11-25"));
 }
 
@@ -129,10 +130,16 @@ fn modern_discover_list_and_errors() {
     assert_eq!(c.request("ping", p)["error"]["code"], json!(-32601));
 
     // An unsupported version names what we support.
-    let r = c.request("tools/list", json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2030-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}));
+    let r = c.request(
+        "tools/list",
+        json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2030-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}),
+    );
     assert_eq!(r["error"]["code"], json!(-32022));
     assert_eq!(r["error"]["data"], json!({"supported": [MODERN], "requested": "2030-01-01"}));
-    let r = c.request("tools/list", json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2025-06-18", "io.modelcontextprotocol/clientCapabilities": {}}}));
+    let r = c.request(
+        "tools/list",
+        json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2025-06-18", "io.modelcontextprotocol/clientCapabilities": {}}}),
+    );
     assert_eq!(r["error"]["code"], json!(-32022));
 }
 

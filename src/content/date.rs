@@ -40,23 +40,17 @@ pub fn format_rfc3339_utc(epoch_secs: i64) -> String {
     let (year, month, day) = civil_from_days(days);
     let (hour, minute, second) = (secs / 3600, secs % 3600 / 60, secs % 60);
     let sign = if year < 0 { "-" } else { "" };
-    format!(
-        "{sign}{:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z",
-        year.unsigned_abs()
-    )
+    format!("{sign}{:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z", year.unsigned_abs())
 }
 
 fn month_number(name: &str) -> Option<i64> {
-    const MONTHS: [&str; 12] =
-        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+    const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
     let lower = name.to_ascii_lowercase();
     let prefix = lower.get(..3)?;
     let index = MONTHS.iter().position(|m| *m == prefix)?;
     // Accept "Jan", "January", "Sept"; reject "Janitor".
-    const FULL: [&str; 12] = [
-        "january", "february", "march", "april", "may", "june", "july", "august", "september",
-        "october", "november", "december",
-    ];
+    const FULL: [&str; 12] =
+        ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"];
     if lower.len() == 3 || FULL[index].starts_with(&lower) {
         Some(index as i64 + 1)
     } else {

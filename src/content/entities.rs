@@ -1,9 +1,10 @@
 //! The WHATWG HTML named character references (all 2,231 of them), so entity decoding matches
 //! what a browser shows. Generated from the table in web_atoms 0.3.0 (`entities.rs`, itself from
-//! https://html.spec.whatwg.org/entities.json); names without a trailing `;` are the legacy forms
+//! <https://html.spec.whatwg.org/entities.json>); names without a trailing `;` are the legacy forms
 //! a browser also accepts without the semicolon. Sorted by byte value for binary search.
 
 /// `(name without the leading '&', replacement text)`, sorted by name.
+#[rustfmt::skip]
 pub(super) static ENTITIES: &[(&str, &str)] = &[
     ("AElig", "\u{C6}"), ("AElig;", "\u{C6}"), ("AMP", "&"), ("AMP;", "&"),
     ("Aacute", "\u{C1}"), ("Aacute;", "\u{C1}"), ("Abreve;", "\u{102}"), ("Acirc", "\u{C2}"),

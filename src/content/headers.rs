@@ -49,10 +49,7 @@ pub(crate) struct HeaderBlock<'a> {
 impl<'a> HeaderBlock<'a> {
     /// The value of the first field called `name` (ASCII case-insensitive).
     pub fn get(&self, name: &str) -> Option<&'a [u8]> {
-        self.fields
-            .iter()
-            .find(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|f| f.value)
+        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name.as_bytes())).map(|f| f.value)
     }
 }
 
@@ -101,13 +98,7 @@ pub(crate) fn split_header_block(raw: &[u8], max_fields: usize) -> HeaderBlock<'
     HeaderBlock { fields, body_start, dropped }
 }
 
-fn push_field<'a>(
-    fields: &mut Vec<Field<'a>>,
-    dropped: &mut usize,
-    max: usize,
-    name: &'a [u8],
-    value: &'a [u8],
-) {
+fn push_field<'a>(fields: &mut Vec<Field<'a>>, dropped: &mut usize, max: usize, name: &'a [u8], value: &'a [u8]) {
     if fields.len() < max {
         fields.push(Field { name, value });
     } else {
@@ -287,10 +278,7 @@ fn decode_q(text: &[u8]) -> Vec<u8> {
         match text[i] {
             b'_' => out.push(b' '),
             b'=' => {
-                if let (Some(h), Some(l)) = (
-                    text.get(i + 1).copied().and_then(hex_value),
-                    text.get(i + 2).copied().and_then(hex_value),
-                ) {
+                if let (Some(h), Some(l)) = (text.get(i + 1).copied().and_then(hex_value), text.get(i + 2).copied().and_then(hex_value)) {
                     out.push(h << 4 | l);
                     i += 3;
                     continue;
@@ -534,9 +522,7 @@ pub(crate) fn message_ids(raw: &[u8]) -> Vec<String> {
         let inner = &token[1..token.len() - 1];
         let valid = !inner.is_empty()
             && token.chars().count() <= MAX_MESSAGE_ID_CHARS
-            && !inner.chars().any(|c| {
-                c.is_whitespace() || c.is_control() || super::text::is_invisible(c)
-            });
+            && !inner.chars().any(|c| c.is_whitespace() || c.is_control() || super::text::is_invisible(c));
         if valid {
             ids.push(token.to_owned());
         }
@@ -557,30 +543,20 @@ pub(crate) fn mime_type_of(value: &str) -> Option<String> {
     let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let valid = essence.len() <= 255
         && essence.split_once('/').is_some_and(|(t, s)| {
-            let token = |x: &str| {
-                !x.is_empty()
-                    && x.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
-            };
+            let token = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
             token(t) && token(s)
         });
     valid.then_some(essence)
 }
 
 /// Builds `Headers` from a split block.
-pub(crate) fn headers_from_block(
-    block: &HeaderBlock<'_>,
-    limits: &Limits,
-    findings: &mut Vec<Finding>,
-) -> Headers {
+pub(crate) fn headers_from_block(block: &HeaderBlock<'_>, limits: &Limits, findings: &mut Vec<Finding>) -> Headers {
     if block.dropped > 0 {
         findings.push(Finding::new(
             code::MIME_LIMIT,
             Severity::Warning,
             "headers".to_owned(),
-            format!(
-                "{} header fields beyond the limit of {} were ignored",
-                block.dropped, limits.max_headers
-            ),
+            format!("{} header fields beyond the limit of {} were ignored", block.dropped, limits.max_headers),
         ));
     }
     let mut c = HeaderCleaner { limits, findings, prefix: String::new() };
@@ -726,8 +702,7 @@ mod tests {
 
     #[test]
     fn encoded_line_breaks_are_header_injection() {
-        let (h, findings) =
-            parse("Subject: =?utf-8?q?Hi=0D=0ABcc:_victim@example.com?=\r\nFrom: a@b.c\r\n\r\n");
+        let (h, findings) = parse("Subject: =?utf-8?q?Hi=0D=0ABcc:_victim@example.com?=\r\nFrom: a@b.c\r\n\r\n");
         assert_eq!(h.subject.as_deref(), Some("Hi Bcc: victim@example.com"));
         assert_eq!(h.bcc, vec![]);
         assert_eq!(
@@ -760,8 +735,7 @@ mod tests {
                 code::INVISIBLE_CHARACTERS,
                 Severity::Warning,
                 "header:Subject".to_owned(),
-                "removed 2 invisible formatting character(s) (zero-width, bidi control, …)"
-                    .to_owned()
+                "removed 2 invisible formatting character(s) (zero-width, bidi control, …)".to_owned()
             )]
         );
     }
@@ -789,10 +763,7 @@ mod tests {
             ]
         );
         assert_eq!(h.cc, vec![]);
-        assert_eq!(
-            h.reply_to,
-            vec![addr(Some("John"), ""), addr(Some("not an address <x>"), "")]
-        );
+        assert_eq!(h.reply_to, vec![addr(Some("John"), ""), addr(Some("not an address <x>"), "")]);
         assert_eq!(h.sender, vec![addr(Some("‹‹‹x››› <s@example.com>"), "")]);
     }
 
@@ -851,13 +822,13 @@ mod tests {
     #[test]
     fn references_keep_the_last_hundred() {
         let ids: Vec<String> = (0..150).map(|i| format!("<m{i}@x>")).collect();
-        let (h, _) = parse(&format!("References: {}\n", ids.join("\n ")));
+        let (h, _) = parse(format!("References: {}\n", ids.join("\n ")));
         assert_eq!(h.references.len(), 100);
         assert_eq!(h.references[0], "<m50@x>");
         assert_eq!(h.references[99], "<m149@x>");
 
         let long = format!("<{}@x>", "a".repeat(1000));
-        let (h, _) = parse(&format!("References: <ok@x> {long}\n"));
+        let (h, _) = parse(format!("References: <ok@x> {long}\n"));
         assert_eq!(h.references, vec!["<ok@x>"]);
     }
 

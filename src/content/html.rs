@@ -75,11 +75,8 @@ pub fn html_to_text(html: &str) -> String {
 /// Reduces HTML to text and reports what else was in it (see [`html_to_text`]).
 pub(crate) fn render(html: &str) -> HtmlText {
     // Input stream preprocessing: CRLF and CR become LF.
-    let input: Cow<'_, str> = if html.contains('\r') {
-        Cow::Owned(html.replace("\r\n", "\n").replace('\r', "\n"))
-    } else {
-        Cow::Borrowed(html)
-    };
+    let input: Cow<'_, str> =
+        if html.contains('\r') { Cow::Owned(html.replace("\r\n", "\n").replace('\r', "\n")) } else { Cow::Borrowed(html) };
     let mut r = Renderer::new(input.len());
     for token in Tokenizer::new(&input) {
         match token {
@@ -95,8 +92,24 @@ pub(crate) fn render(html: &str) -> HtmlText {
 fn is_void(name: &str) -> bool {
     matches!(
         name,
-        "area" | "base" | "br" | "col" | "embed" | "hr" | "img" | "input" | "link" | "meta"
-            | "param" | "source" | "track" | "wbr" | "keygen" | "basefont" | "bgsound" | "frame"
+        "area"
+            | "base"
+            | "br"
+            | "col"
+            | "embed"
+            | "hr"
+            | "img"
+            | "input"
+            | "link"
+            | "meta"
+            | "param"
+            | "source"
+            | "track"
+            | "wbr"
+            | "keygen"
+            | "basefont"
+            | "bgsound"
+            | "frame"
             | "image"
     )
 }
@@ -106,19 +119,30 @@ fn is_heading(name: &str) -> bool {
 }
 
 fn is_formatting(name: &str) -> bool {
-    matches!(
-        name,
-        "a" | "b" | "big" | "code" | "em" | "font" | "i" | "nobr" | "s" | "small" | "strike"
-            | "strong" | "tt" | "u"
-    )
+    matches!(name, "a" | "b" | "big" | "code" | "em" | "font" | "i" | "nobr" | "s" | "small" | "strike" | "strong" | "tt" | "u")
 }
 
 /// Boundaries of the browser's "has an element in scope" check.
 fn is_scope_wall(name: &str) -> bool {
     matches!(
         name,
-        "applet" | "caption" | "html" | "table" | "td" | "th" | "marquee" | "object" | "template"
-            | "mi" | "mo" | "mn" | "ms" | "mtext" | "annotation-xml" | "foreignobject" | "desc"
+        "applet"
+            | "caption"
+            | "html"
+            | "table"
+            | "td"
+            | "th"
+            | "marquee"
+            | "object"
+            | "template"
+            | "mi"
+            | "mo"
+            | "mn"
+            | "ms"
+            | "mtext"
+            | "annotation-xml"
+            | "foreignobject"
+            | "desc"
     )
 }
 
@@ -128,13 +152,56 @@ fn is_special(name: &str) -> bool {
         || is_heading(name)
         || matches!(
             name,
-            "address" | "article" | "aside" | "blockquote" | "body" | "button" | "center"
-                | "colgroup" | "dd" | "details" | "dir" | "div" | "dl" | "dt" | "fieldset"
-                | "figcaption" | "figure" | "footer" | "form" | "frameset" | "head" | "header"
-                | "hgroup" | "iframe" | "li" | "listing" | "main" | "menu" | "nav" | "noembed"
-                | "noframes" | "noscript" | "ol" | "p" | "plaintext" | "pre" | "script"
-                | "search" | "section" | "select" | "style" | "summary" | "tbody" | "textarea"
-                | "tfoot" | "thead" | "title" | "tr" | "ul" | "xmp"
+            "address"
+                | "article"
+                | "aside"
+                | "blockquote"
+                | "body"
+                | "button"
+                | "center"
+                | "colgroup"
+                | "dd"
+                | "details"
+                | "dir"
+                | "div"
+                | "dl"
+                | "dt"
+                | "fieldset"
+                | "figcaption"
+                | "figure"
+                | "footer"
+                | "form"
+                | "frameset"
+                | "head"
+                | "header"
+                | "hgroup"
+                | "iframe"
+                | "li"
+                | "listing"
+                | "main"
+                | "menu"
+                | "nav"
+                | "noembed"
+                | "noframes"
+                | "noscript"
+                | "ol"
+                | "p"
+                | "plaintext"
+                | "pre"
+                | "script"
+                | "search"
+                | "section"
+                | "select"
+                | "style"
+                | "summary"
+                | "tbody"
+                | "textarea"
+                | "tfoot"
+                | "thead"
+                | "title"
+                | "tr"
+                | "ul"
+                | "xmp"
         )
 }
 
@@ -143,11 +210,40 @@ fn closes_p(name: &str) -> bool {
     is_heading(name)
         || matches!(
             name,
-            "address" | "article" | "aside" | "blockquote" | "center" | "details" | "dialog"
-                | "dir" | "div" | "dl" | "fieldset" | "figcaption" | "figure" | "footer"
-                | "header" | "hgroup" | "main" | "menu" | "nav" | "ol" | "p" | "search"
-                | "section" | "summary" | "ul" | "pre" | "listing" | "form" | "li" | "dd" | "dt"
-                | "xmp" | "plaintext" | "hr"
+            "address"
+                | "article"
+                | "aside"
+                | "blockquote"
+                | "center"
+                | "details"
+                | "dialog"
+                | "dir"
+                | "div"
+                | "dl"
+                | "fieldset"
+                | "figcaption"
+                | "figure"
+                | "footer"
+                | "header"
+                | "hgroup"
+                | "main"
+                | "menu"
+                | "nav"
+                | "ol"
+                | "p"
+                | "search"
+                | "section"
+                | "summary"
+                | "ul"
+                | "pre"
+                | "listing"
+                | "form"
+                | "li"
+                | "dd"
+                | "dt"
+                | "xmp"
+                | "plaintext"
+                | "hr"
         )
 }
 
@@ -155,10 +251,38 @@ fn closes_p(name: &str) -> bool {
 fn is_block_end(name: &str) -> bool {
     matches!(
         name,
-        "address" | "article" | "aside" | "blockquote" | "button" | "center" | "details"
-            | "dialog" | "dir" | "div" | "dl" | "fieldset" | "figcaption" | "figure" | "footer"
-            | "header" | "hgroup" | "listing" | "main" | "menu" | "nav" | "ol" | "pre" | "search"
-            | "section" | "summary" | "ul" | "form" | "applet" | "marquee" | "object" | "dd"
+        "address"
+            | "article"
+            | "aside"
+            | "blockquote"
+            | "button"
+            | "center"
+            | "details"
+            | "dialog"
+            | "dir"
+            | "div"
+            | "dl"
+            | "fieldset"
+            | "figcaption"
+            | "figure"
+            | "footer"
+            | "header"
+            | "hgroup"
+            | "listing"
+            | "main"
+            | "menu"
+            | "nav"
+            | "ol"
+            | "pre"
+            | "search"
+            | "section"
+            | "summary"
+            | "ul"
+            | "form"
+            | "applet"
+            | "marquee"
+            | "object"
+            | "dd"
             | "dt"
     )
 }
@@ -216,10 +340,7 @@ fn is_marker(name: &str) -> bool {
 }
 
 fn is_active_element(name: &str) -> bool {
-    matches!(
-        name,
-        "script" | "iframe" | "frame" | "frameset" | "object" | "embed" | "applet" | "form"
-    )
+    matches!(name, "script" | "iframe" | "frame" | "frameset" | "object" | "embed" | "applet" | "form")
 }
 
 /// How an element's text is framed in the output: blank line (2), new line (1) or inline (0).
@@ -241,9 +362,8 @@ fn block_breaks(name: &str, list_depth: usize, in_cell: bool) -> u8 {
                 2
             }
         }
-        "div" | "li" | "dt" | "dd" | "tr" | "article" | "aside" | "section" | "header"
-        | "footer" | "nav" | "main" | "center" | "caption" | "form" | "figcaption" | "summary"
-        | "details" | "dialog" | "legend" | "search" | "hgroup" | "option" | "optgroup"
+        "div" | "li" | "dt" | "dd" | "tr" | "article" | "aside" | "section" | "header" | "footer" | "nav" | "main" | "center"
+        | "caption" | "form" | "figcaption" | "summary" | "details" | "dialog" | "legend" | "search" | "hgroup" | "option" | "optgroup"
         | "select" => 1,
         _ => 0,
     }
@@ -306,11 +426,8 @@ struct Visibility {
 }
 
 fn parse_style(style: &str) -> Visibility {
-    let lower: Cow<'_, str> = if style.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(style.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(style)
-    };
+    let lower: Cow<'_, str> =
+        if style.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(style.to_ascii_lowercase()) } else { Cow::Borrowed(style) };
     let css: Cow<'_, str> = if lower.contains("/*") {
         let mut css = String::with_capacity(lower.len());
         let mut rest = lower.as_ref();
@@ -354,7 +471,14 @@ fn parse_style(style: &str) -> Visibility {
 
 fn tag_visibility(tag: &Tag<'_>) -> Visibility {
     let mut v = tag.attr("style").map(parse_style).unwrap_or_default();
-    if v.display_none.is_none() && tag.attr("hidden").is_some() {
+    let name = tag.name.as_ref();
+    // Hidden by the browser's default stylesheet (an inline style can override that).
+    let ua_hidden = tag.attr("hidden").is_some() || matches!(name, "datalist" | "rp") || (name == "dialog" && tag.attr("open").is_none());
+    if v.display_none.is_none() && ua_hidden {
+        v.display_none = Some(true);
+    }
+    // Fallback content of media elements is never rendered by a browser that supports them.
+    if matches!(name, "video" | "audio" | "canvas") {
         v.display_none = Some(true);
     }
     v
@@ -423,6 +547,11 @@ struct Renderer<'a> {
     pre_depth: usize,
     skip_newline: bool,
     list_depth: usize,
+    /// Open `<p>` and `<li>`/`<dd>`/`<dt>` elements: when there are none, the walks that look
+    /// for one are skipped (otherwise each such walk ends by closing what it found, so the cost
+    /// is amortized).
+    open_p: usize,
+    open_items: usize,
     /// The nesting limit was hit: nothing is closed any more.
     frozen: bool,
     /// Something hidden could not be tracked (depth limit) or the whole body is hidden.
@@ -446,6 +575,8 @@ impl<'a> Renderer<'a> {
             pre_depth: 0,
             skip_newline: false,
             list_depth: 0,
+            open_p: 0,
+            open_items: 0,
             frozen: false,
             all_hidden: false,
             report: HtmlReport::default(),
@@ -463,8 +594,7 @@ impl<'a> Renderer<'a> {
     // ---- output --------------------------------------------------------------------------
 
     fn text_hidden(&self) -> bool {
-        self.all_hidden
-            || self.stack.last().is_some_and(|f| f.display_hidden || f.visibility_hidden || f.closed_details)
+        self.all_hidden || self.stack.last().is_some_and(|f| f.display_hidden || f.visibility_hidden || f.closed_details)
     }
 
     fn request_break(&mut self, n: u8) {
@@ -537,8 +667,7 @@ impl<'a> Renderer<'a> {
     }
 
     fn count_hidden(&mut self, s: &str) {
-        self.report.hidden_chars +=
-            s.chars().filter(|&c| !c.is_whitespace() && !is_invisible(c) && !c.is_control()).count();
+        self.report.hidden_chars += s.chars().filter(|&c| !c.is_whitespace() && !is_invisible(c) && !c.is_control()).count();
     }
 
     fn text(&mut self, s: &str) {
@@ -618,9 +747,7 @@ impl<'a> Renderer<'a> {
         if is_active_element(name) {
             self.report.active += 1;
         }
-        if name == "meta"
-            && tag.attr("http-equiv").is_some_and(|v| v.trim().eq_ignore_ascii_case("refresh"))
-        {
+        if name == "meta" && tag.attr("http-equiv").is_some_and(|v| v.trim().eq_ignore_ascii_case("refresh")) {
             self.report.active += 1;
         }
         for (attr, value) in &tag.attrs {
@@ -630,8 +757,7 @@ impl<'a> Renderer<'a> {
                 continue;
             }
             match attr {
-                "href" | "src" | "action" | "formaction" | "xlink:href" | "data" | "background"
-                | "poster" => {
+                "href" | "src" | "action" | "formaction" | "xlink:href" | "data" | "background" | "poster" => {
                     let url = normalize_url(value);
                     if has_scheme(&url, &["javascript:", "vbscript:"])
                         || (matches!(attr, "href" | "action" | "formaction") && has_scheme(&url, &["data:"]))
@@ -674,7 +800,9 @@ impl<'a> Renderer<'a> {
         }
         let (parent_display, parent_visibility) = match self.stack.last_mut() {
             Some(p) => {
-                let child_of_closed = p.closed_details && !(name == "summary" && !p.summary_seen);
+                // Only the first <summary> of a closed <details> is shown.
+                let first_summary = name == "summary" && !p.summary_seen;
+                let child_of_closed = p.closed_details && !first_summary;
                 if p.closed_details && name == "summary" {
                     p.summary_seen = true;
                 }
@@ -682,10 +810,7 @@ impl<'a> Renderer<'a> {
             }
             None => (false, false),
         };
-        let display_hidden = parent_display
-            || vis.display_none == Some(true)
-            || name == "svg"
-            || name == "template";
+        let display_hidden = parent_display || vis.display_none == Some(true) || name == "svg" || name == "template";
         let visibility_hidden = vis.visible.map_or(parent_visibility, |v| !v);
         let in_cell = self.tables.last().is_some_and(|t| t.in_cell);
         let breaks = if display_hidden { 0 } else { block_breaks(&name, self.list_depth, in_cell) };
@@ -724,6 +849,8 @@ impl<'a> Renderer<'a> {
             self.active.push(Active::Marker);
         }
         let flags = flags_of(&name);
+        self.open_p += usize::from(flags & P != 0);
+        self.open_items += usize::from(flags & (LI | DD_DT) != 0);
         self.stack.push(Frame {
             name,
             flags,
@@ -752,6 +879,8 @@ impl<'a> Renderer<'a> {
     }
 
     fn close(&mut self, frame: Frame<'a>) {
+        self.open_p -= usize::from(frame.flags & P != 0);
+        self.open_items -= usize::from(frame.flags & (LI | DD_DT) != 0);
         match frame.kind {
             Kind::List => self.list_depth = self.list_depth.saturating_sub(1),
             Kind::Table => {
@@ -878,6 +1007,9 @@ impl<'a> Renderer<'a> {
     }
 
     fn close_p(&mut self) {
+        if self.open_p == 0 {
+            return;
+        }
         if let Some(i) = self.in_scope(|f| f.flags & P != 0, WALL | BUTTON) {
             self.pop_to(i);
         }
@@ -921,11 +1053,10 @@ impl<'a> Renderer<'a> {
         match name {
             "li" => self.close_item(LI),
             "dd" | "dt" => self.close_item(DD_DT),
-            n if is_heading(n) => {
-                if self.stack.last().is_some_and(|f| f.flags & HEADING != 0) {
-                    let len = self.stack.len() - 1;
-                    self.pop_to(len);
-                }
+            // A heading directly inside a heading closes it.
+            n if is_heading(n) && self.stack.last().is_some_and(|f| f.flags & HEADING != 0) => {
+                let len = self.stack.len() - 1;
+                self.pop_to(len);
             }
             "tr" | "td" | "th" | "tbody" | "thead" | "tfoot" | "caption" | "colgroup" => {
                 if !self.table_in_scope() {
@@ -940,11 +1071,9 @@ impl<'a> Renderer<'a> {
                     self.pop_to(i + 1);
                 }
             }
-            "option" | "optgroup" => {
-                if self.stack.last().is_some_and(|f| f.flags & OPTION != 0) {
-                    let len = self.stack.len() - 1;
-                    self.pop_to(len);
-                }
+            "option" | "optgroup" if self.stack.last().is_some_and(|f| f.flags & OPTION != 0) => {
+                let len = self.stack.len() - 1;
+                self.pop_to(len);
             }
             "a" => {
                 let start = self.segment_start();
@@ -989,6 +1118,9 @@ impl<'a> Renderer<'a> {
     /// `<li>` closes an open `<li>` (and `<dd>`/`<dt>` each other) unless a special element
     /// other than address/div/p lies in between.
     fn close_item(&mut self, item: u16) {
+        if self.open_items == 0 {
+            return;
+        }
         for i in (0..self.stack.len()).rev() {
             let flags = self.stack[i].flags;
             if flags & item != 0 {
@@ -1003,10 +1135,8 @@ impl<'a> Renderer<'a> {
 
     fn end_formatting(&mut self, name: &str) {
         let start = self.segment_start();
-        let found = self.active[start..]
-            .iter()
-            .rposition(|e| matches!(e, Active::Formatting { name: n, .. } if n == name))
-            .map(|p| p + start);
+        let found =
+            self.active[start..].iter().rposition(|e| matches!(e, Active::Formatting { name: n, .. } if n == name)).map(|p| p + start);
         let Some(ai) = found else {
             self.end_other(name);
             return;
@@ -1096,11 +1226,7 @@ impl<'a> Renderer<'a> {
                     self.count_hidden(text);
                     return;
                 }
-                let text = if tag.name == "textarea" {
-                    decode_character_references(text, false)
-                } else {
-                    Cow::Borrowed(text)
-                };
+                let text = if tag.name == "textarea" { decode_character_references(text, false) } else { Cow::Borrowed(text) };
                 self.request_break(breaks);
                 self.pre_depth += 1;
                 self.skip_newline = tag.name == "textarea";
@@ -1167,11 +1293,16 @@ or <a href="https://example.com/">example.com</a>.</p>
             "<div style=display:none><table></div>SECRET</table></div>ok",
             "<script><!--<script></script>SECRET</script>ok",
             "<math><p><![CDATA[ > SECRET ]]>ok",
+            "<video src=x.mp4>SECRET</video>ok",
+            "<datalist><option>SECRET</option></datalist>ok",
+            "<dialog>SECRET</dialog>ok",
+            "<ruby>ok<rp>SECRET</rp></ruby>",
         ];
         for html in cases {
             let got = text(html);
             assert_eq!(got, "ok", "html {html:?}");
         }
+        assert_eq!(text("<body style=display:none>SECRET"), "");
         let report = render("<div style=display:none>abc</div><span hidden>de f</span>").report;
         assert_eq!(report.hidden_chars, 6);
     }
@@ -1185,6 +1316,8 @@ or <a href="https://example.com/">example.com</a>.</p>
             ("<div style='display:none !important; display:block'>x</div>shown", "shown"),
             ("<div style='/* display:none */ color:red'>shown</div>", "shown"),
             ("<details open><summary>a</summary>b</details>", "a\nb"),
+            ("<dialog open>shown</dialog>", "shown"),
+            ("<datalist style=display:block>shown</datalist>", "shown"),
             // A block start closes the hidden <p>, as in a browser.
             ("<p style=display:none>x<div>shown</div>", "shown"),
         ];
@@ -1212,6 +1345,11 @@ or <a href="https://example.com/">example.com</a>.</p>
             ("<a href='https://x.org'>https://x.org/</a>", "https://x.org/"),
             ("<a href=' java\tscript:x'>t</a>", "t"),
             ("<a href=https://x.org><img src=https://x.org/i.png></a>", ""),
+            // Link text that looks like a different URL: the real target is shown.
+            (
+                "<a href=\"https://evil.example/login\">https://shop.example/account</a>",
+                "https://shop.example/account (https://evil.example/login)",
+            ),
             ("<table><tr><td><table><tr><td>inner</td></tr></table></td><td>b</td></tr></table>", "inner | b"),
             ("<td>outside a table</td>", "outside a table"),
             ("<b><i>bi</b>i</i>", "bii"),

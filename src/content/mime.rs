@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 
 use super::headers::{
-    decode_base64_lenient, head, headers_from_block, message_ids, mime_type_of, split_header_block,
-    unfold, HeaderBlock, HeaderCleaner, MAX_PARAM_HEADER_BYTES,
+    decode_base64_lenient, head, headers_from_block, message_ids, mime_type_of, split_header_block, unfold, HeaderBlock, HeaderCleaner,
+    MAX_PARAM_HEADER_BYTES,
 };
 use super::text::{clean_text_counted, neutralize_fence, truncate_chars, CleanStats};
 use super::{code, html, invisible_finding, Attachment, Finding, Limits, Rendered, Severity};
@@ -62,8 +62,7 @@ impl<'a> Node<'a> {
             };
             (kind, parsed.params)
         });
-        let multipart = mime_type.starts_with("multipart/")
-            && params.get("boundary").is_some_and(|b| !b.is_empty());
+        let multipart = mime_type.starts_with("multipart/") && params.get("boundary").is_some_and(|b| !b.is_empty());
         Node { number, depth, mime_type, params, disposition, block, body, multipart, children: Vec::new() }
     }
 
@@ -78,10 +77,7 @@ impl<'a> Node<'a> {
     /// The filename parameter, raw (Content-Disposition `filename`, else Content-Type `name`).
     fn raw_filename(&self) -> Option<&str> {
         let from_disposition = self.disposition.as_ref().and_then(|(_, p)| p.get("filename"));
-        from_disposition
-            .or_else(|| self.params.get("name"))
-            .map(String::as_str)
-            .filter(|n| !n.trim().is_empty())
+        from_disposition.or_else(|| self.params.get("name")).map(String::as_str).filter(|n| !n.trim().is_empty())
     }
 
     fn is_attachment_disposition(&self) -> bool {
@@ -101,10 +97,7 @@ impl<'a> Node<'a> {
     }
 
     fn transfer_encoding(&self) -> String {
-        self.block
-            .get("Content-Transfer-Encoding")
-            .map(|v| unfold(head(v, 256).0).0.trim().to_ascii_lowercase())
-            .unwrap_or_default()
+        self.block.get("Content-Transfer-Encoding").map(|v| unfold(head(v, 256).0).0.trim().to_ascii_lowercase()).unwrap_or_default()
     }
 }
 
@@ -384,12 +377,8 @@ fn attachment_of(node: &Node<'_>, limits: &Limits, findings: &mut Vec<Finding>) 
     } else {
         node.body.len()
     };
-    let disposition = node
-        .disposition
-        .as_ref()
-        .map(|(kind, _)| kind.as_str())
-        .filter(|kind| matches!(*kind, "attachment" | "inline"))
-        .map(str::to_owned);
+    let disposition =
+        node.disposition.as_ref().map(|(kind, _)| kind.as_str()).filter(|kind| matches!(*kind, "attachment" | "inline")).map(str::to_owned);
     let content_id = node.block.get("Content-ID").and_then(|v| message_ids(head(v, 4096).0).into_iter().next());
     Attachment { part: node.number.clone(), filename, content_type: node.mime_type.clone(), size, disposition, content_id }
 }
@@ -484,9 +473,8 @@ pub(crate) fn render_message(raw: &[u8], limits: &Limits) -> Rendered {
     while let Some(idx) = stack.pop() {
         let node = &nodes[idx];
         stack.extend(node.children.iter().rev());
-        let skip = node.mime_type.starts_with("multipart/")
-            || chosen.as_ref().is_some_and(|(c, _)| *c == idx)
-            || (node.body_kind().is_some());
+        let skip =
+            node.mime_type.starts_with("multipart/") || chosen.as_ref().is_some_and(|(c, _)| *c == idx) || (node.body_kind().is_some());
         if !skip {
             attachments.push(attachment_of(node, limits, &mut findings));
         }
@@ -584,10 +572,7 @@ mod tests {
         let raw = "Content-Type: multipart/mixed; boundary=a\n\n--a\n\nsee attached\n--a\nContent-Type: message/rfc822\n\nSubject: Re: Q1/Q2 =?utf-8?q?r=C3=A9sum=C3=A9?=\nContent-Type: multipart/mixed; boundary=c\n\n--c\n\ninner text\n--c\nContent-Type: application/zip; name=inner.zip\n\nZIP\n--c--\n--a\nContent-Type: multipart/related; boundary=r\n\n--r\nContent-Type: image/gif\n\nGIF\n--r--\n--a--\n";
         let r = render(raw.as_bytes(), false, &Limits::default());
         assert_eq!(r.text, "see attached");
-        assert_eq!(
-            parts(&r),
-            vec![part("2", Some("Re: Q1_Q2 résumé.eml"), "message/rfc822"), part("3.1", None, "image/gif")]
-        );
+        assert_eq!(parts(&r), vec![part("2", Some("Re: Q1_Q2 résumé.eml"), "message/rfc822"), part("3.1", None, "image/gif")]);
     }
 
     #[test]
@@ -651,7 +636,12 @@ mod tests {
         assert!(r.text_truncated);
         assert_eq!(
             r.findings,
-            vec![Finding::new(code::TRUNCATED, Severity::Info, "body".to_owned(), "body text longer than 10 characters was cut".to_owned())]
+            vec![Finding::new(
+                code::TRUNCATED,
+                Severity::Info,
+                "body".to_owned(),
+                "body text longer than 10 characters was cut".to_owned()
+            )]
         );
     }
 
@@ -718,6 +708,18 @@ mod tests {
     }
 
     #[test]
+    fn hostile_parameter_lists_stay_fast() {
+        // mailparse's RFC 2231 handling is quadratic in the number of `name*0*` parameters; we
+        // hand it at most MAX_PARAM_HEADER_BYTES.
+        let params: String = (0..100_000).map(|i| format!("; p{i}*0*=x")).collect();
+        let raw = format!("Content-Type: application/pdf{params}; name=\"a.pdf\"\n\nPDF");
+        let start = std::time::Instant::now();
+        let r = render(raw.as_bytes(), false, &Limits::default());
+        assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+        assert_eq!(r.attachments[0].content_type, "application/pdf");
+    }
+
+    #[test]
     fn boundary_edge_cases() {
         // Unterminated multipart (cut fetch), boundary prefix lines, empty parts, lone CR.
         let raw = "Content-Type: multipart/mixed; boundary=\"ab\"\n\n--ab\n\nfirst\n--abc not a boundary\n--ab  \nContent-Type: image/png\n\n--ab\nContent-Type: image/gif\n\nGIF";
@@ -781,8 +783,8 @@ mod tests {
             b"Subject: =?utf-8?q?a=0Ab?=\nFrom: \"x\" <a@b>, g: c@d;\nContent-Type: text/html; charset=utf-8\n\n<p>x<b style=display:none>y</p><a href=https://z>z</a><table><tr><td>1<td>2</table><script><!--<script>".to_vec(),
             b"Content-Type: multipart/alternative; boundary=q\n\n--q\nContent-Transfer-Encoding: quoted-printable\n\n=E2=82=AC=\n--q\nContent-Transfer-Encoding: base64\nContent-Type: text/html\n\nPGI+aGk8L2I+\n--q--".to_vec(),
         ];
-        for round in 0..2_000 {
-            let input: Vec<u8> = if round % 2 == 0 {
+        for round in 0..4_000 {
+            let input: Vec<u8> = if round < 2_000 {
                 let len = rng.below(600);
                 (0..len).map(|_| alphabet[rng.below(alphabet.len())]).collect()
             } else {
@@ -812,6 +814,11 @@ mod tests {
             assert!(r.text.chars().count() <= limits.max_body_chars);
             assert!(!r.text.contains("<<<") && !r.text.contains(">>>"));
             let _ = render(&input, round % 3 == 0, &limits);
+            let as_text = String::from_utf8_lossy(&input);
+            let text = crate::content::html_to_text(&as_text);
+            assert!(!text.contains("<<<") && !text.contains(">>>"));
+            let mut findings = Vec::new();
+            let _ = crate::content::parse_headers(&input, &limits, &mut findings);
         }
     }
 

@@ -123,10 +123,7 @@ impl Finding {
 }
 
 pub(crate) fn invisible_finding(location: String, stats: text::CleanStats) -> Finding {
-    let invisible = format!(
-        "{} invisible formatting character(s) (zero-width, bidi control, …)",
-        stats.invisible
-    );
+    let invisible = format!("{} invisible formatting character(s) (zero-width, bidi control, …)", stats.invisible);
     let controls = format!("{} control character(s)", stats.controls);
     let detail = match (stats.invisible > 0, stats.controls > 0) {
         (true, true) => format!("removed {invisible} and {controls}"),
@@ -156,7 +153,7 @@ pub struct Headers {
     /// RFC 3339 UTC, e.g. "2024-03-09T14:05:00Z"; `None` if missing or unparseable.
     pub date: Option<String>,
     pub subject: Option<String>,
-    /// In "<id@host>" form.
+    /// In `<id@host>` form.
     pub message_id: Option<String>,
     pub in_reply_to: Vec<String>,
     /// At most the last 100 (the nearest ancestors).
@@ -187,7 +184,7 @@ pub struct Attachment {
     pub size: usize,
     /// "attachment" or "inline" when the part says so.
     pub disposition: Option<String>,
-    /// In "<id>" form.
+    /// In `<id>` form.
     pub content_id: Option<String>,
 }
 
@@ -234,14 +231,7 @@ pub fn render(raw: &[u8], fetch_truncated: bool, limits: &Limits) -> Rendered {
             "message".to_owned(),
             "the message structure could not be parsed; the body was not read".to_owned(),
         ));
-        Rendered {
-            headers,
-            text: String::new(),
-            text_source: None,
-            text_truncated: false,
-            attachments: Vec::new(),
-            findings,
-        }
+        Rendered { headers, text: String::new(), text_source: None, text_truncated: false, attachments: Vec::new(), findings }
     });
     if fetch_truncated {
         rendered.findings.push(Finding::new(

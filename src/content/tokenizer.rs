@@ -40,7 +40,10 @@ pub(crate) enum Token<'a> {
     /// `textarea`, `xmp`, `iframe`, `noembed`, `noframes`, `noscript`, `plaintext`. `text` is the
     /// raw content (for `title`/`textarea` it still needs `decode_character_references`). The
     /// matching end tag, if any, has been consumed.
-    Raw { tag: Tag<'a>, text: &'a str },
+    Raw {
+        tag: Tag<'a>,
+        text: &'a str,
+    },
 }
 
 /// How the content of a raw element is tokenized.
@@ -150,9 +153,8 @@ fn find_script_end(b: &[u8], from: usize) -> Option<usize> {
 /// Windows-1252 meanings of numeric references 0x80–0x9F (WHATWG "numeric character reference
 /// end state"); 0 means "keep the code point".
 const C1_REPLACEMENTS: [u32; 32] = [
-    0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039,
-    0x0152, 0, 0x017D, 0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC,
-    0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178,
+    0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0, 0x017D, 0, 0, 0x2018, 0x2019,
+    0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178,
 ];
 
 fn lookup_entity(name: &str) -> Option<&'static str> {
@@ -186,9 +188,7 @@ fn character_reference(s: &str, in_attribute: bool) -> Option<(Cow<'static, str>
         }
         let value = match value {
             0 | 0xD800..=0xDFFF | 0x11_0000.. => 0xFFFD,
-            0x80..=0x9F if C1_REPLACEMENTS[(value - 0x80) as usize] != 0 => {
-                C1_REPLACEMENTS[(value - 0x80) as usize]
-            }
+            0x80..=0x9F if C1_REPLACEMENTS[(value - 0x80) as usize] != 0 => C1_REPLACEMENTS[(value - 0x80) as usize],
             v => v,
         };
         let c = char::from_u32(value).unwrap_or('\u{FFFD}');
@@ -465,10 +465,7 @@ impl<'a> Iterator for Tokenizer<'a> {
                                 self.skip_comment(i + 4);
                             } else if b[i + 2..].starts_with(b"[CDATA[") && self.foreign_depth > 0 {
                                 // CDATA text lives in foreign content, which we never show.
-                                self.pos = b[i + 9..]
-                                    .windows(3)
-                                    .position(|w| w == b"]]>")
-                                    .map_or(b.len(), |p| i + 9 + p + 3);
+                                self.pos = b[i + 9..].windows(3).position(|w| w == b"]]>").map_or(b.len(), |p| i + 9 + p + 3);
                             } else {
                                 self.skip_past_gt(i + 2);
                             }
@@ -544,10 +541,7 @@ mod tests {
             ("<title>T &amp; <b>x</b></title>", "[title:T &amp; <b>x</b>]"),
             ("<style>p{}</STYLE >x", "[style:p{}]x"),
             ("<script>if (a<b) x='</scr'+'ipt>';</script>y", "[script:if (a<b) x='</scr'+'ipt>';]y"),
-            (
-                "<script><!--<script>x</script>y</script>z",
-                "[script:<!--<script>x</script>y]z",
-            ),
+            ("<script><!--<script>x</script>y</script>z", "[script:<!--<script>x</script>y]z"),
             ("<script><!-- x --></script>y", "[script:<!-- x -->]y"),
             ("<script>never closed", "[script:never closed]"),
             ("<textarea><b>&amp;</b></textarea>", "[textarea:<b>&amp;</b>]"),
@@ -562,10 +556,18 @@ mod tests {
     }
 
     #[test]
+    fn entity_table_is_sorted_for_binary_search() {
+        assert_eq!(ENTITIES.len(), 2231);
+        assert!(ENTITIES.windows(2).all(|w| w[0].0.as_bytes() < w[1].0.as_bytes()));
+        assert_eq!(lookup_entity("amp;"), Some("&"));
+        assert_eq!(lookup_entity("nbsp"), Some("\u{A0}"));
+        assert_eq!(lookup_entity("nbs"), None);
+    }
+
+    #[test]
     fn attributes() {
-        let mut t = Tokenizer::new(
-            r#"<a HREF="https://x/?a=1&amp;b=2&copy=3" title='q"uote' data-x=un&amp;quoted hidden id=1 id=2 =odd/>"#,
-        );
+        let mut t =
+            Tokenizer::new(r#"<a HREF="https://x/?a=1&amp;b=2&copy=3" title='q"uote' data-x=un&amp;quoted hidden id=1 id=2 =odd/>"#);
         let Some(Token::StartTag(tag)) = t.next() else { panic!("expected a start tag") };
         assert_eq!(tag.name, "a");
         assert_eq!(tag.attr("href"), Some("https://x/?a=1&b=2&copy=3"));

@@ -100,7 +100,8 @@ mod tests {
 
     #[test]
     fn getters_validate_and_consume() {
-        let mut a = Args::new(&json!({"s": "ok", "n": 5, "b": true, "nul": "a\u{0}b", "crlf": "x\r\ny", "long": "ééé", "extra": 1})).unwrap();
+        let mut a =
+            Args::new(&json!({"s": "ok", "n": 5, "b": true, "nul": "a\u{0}b", "crlf": "x\r\ny", "long": "ééé", "extra": 1})).unwrap();
         assert_eq!(a.str_opt("s", 10).unwrap().as_deref(), Some("ok"));
         assert_eq!(a.u64_opt("n", 1, 10).unwrap(), Some(5));
         assert_eq!(a.bool_opt("b").unwrap(), Some(true));

@@ -115,12 +115,8 @@ impl Cursor {
         if query.len() != 16 || unhex(&query).is_none() {
             return None;
         }
-        let c = Cursor {
-            query,
-            uidvalidity: it.next()?.parse().ok()?,
-            offset: it.next()?.parse().ok()?,
-            last_uid: it.next()?.parse().ok()?,
-        };
+        let c =
+            Cursor { query, uidvalidity: it.next()?.parse().ok()?, offset: it.next()?.parse().ok()?, last_uid: it.next()?.parse().ok()? };
         if it.next().is_some() {
             return None;
         }

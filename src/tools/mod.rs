@@ -102,7 +102,13 @@ fn all_tools() -> Vec<ToolDef> {
 /// The posture each tool needs (the whole matrix, tools of later releases included).
 pub fn required_posture(tool: &str) -> Option<Posture> {
     Some(match tool {
-        "list_accounts" | "list_folders" | "search" | "fetch_message" | "fetch_thread" | "list_attachments" | "read_attachment"
+        "list_accounts"
+        | "list_folders"
+        | "search"
+        | "fetch_message"
+        | "fetch_thread"
+        | "list_attachments"
+        | "read_attachment"
         | "download_attachment" => Posture::Readonly,
         "update_flags" | "update_labels" | "move_messages" | "copy_messages" | "create_draft" => Posture::DraftSafe,
         "send_email" | "send_draft" | "delete_messages" | "create_folder" | "rename_folder" | "fetch_raw" => Posture::Full,
@@ -122,11 +128,8 @@ pub struct Registry {
 impl Registry {
     pub fn new(config: Arc<Config>) -> Registry {
         let limits = Arc::new(config.limits.clone());
-        let clients = config
-            .accounts
-            .iter()
-            .map(|(name, acc)| (name.clone(), ImapClient::new(Arc::new(acc.clone()), Arc::clone(&limits))))
-            .collect();
+        let clients =
+            config.accounts.iter().map(|(name, acc)| (name.clone(), ImapClient::new(Arc::new(acc.clone()), Arc::clone(&limits)))).collect();
         Registry { config, limits, tools: all_tools(), clients }
     }
 
@@ -198,7 +201,10 @@ impl Registry {
             return render_error(&ToolError::new("not_found", format!("unknown tool {}", content::clean_line(name))), ctx.revision);
         };
         if !self.visible(name) {
-            return render_error(&ToolError::new("posture_denied", format!("{name} is not enabled by the configured posture")), ctx.revision);
+            return render_error(
+                &ToolError::new("posture_denied", format!("{name} is not enabled by the configured posture")),
+                ctx.revision,
+            );
         }
         let outcome = Args::new(arguments).and_then(|args| (def.handler)(self, ctx, args));
         match outcome {

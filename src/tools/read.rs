@@ -42,7 +42,8 @@ pub fn tools() -> Vec<ToolDef> {
         ToolDef {
             name: "list_folders",
             title: "List folders",
-            description: "List an account's folders with their role (inbox, sent, drafts, trash, junk, archive), message and unseen counts.",
+            description:
+                "List an account's folders with their role (inbox, sent, drafts, trash, junk, archive), message and unseen counts.",
             min_posture: Posture::Readonly,
             read_only: true,
             destructive: false,
@@ -65,7 +66,8 @@ pub fn tools() -> Vec<ToolDef> {
         ToolDef {
             name: "search",
             title: "Search messages",
-            description: "Search one folder (default INBOX), newest first. All filters combine with AND; with none, lists the newest messages. \
+            description:
+                "Search one folder (default INBOX), newest first. All filters combine with AND; with none, lists the newest messages. \
 Returns message ids for fetch_message, the total match count, and a cursor for the next page.",
             min_posture: Posture::Readonly,
             read_only: true,
@@ -120,7 +122,12 @@ Never marks the message as read.",
             read_only: true,
             destructive: false,
             idempotent: true,
-            input_schema: || input(json!({"id": id_arg(), "max_messages": int(1, 1000, "Most messages to return (default limits.max_thread_messages).")}), &["id"]),
+            input_schema: || {
+                input(
+                    json!({"id": id_arg(), "max_messages": int(1, 1000, "Most messages to return (default limits.max_thread_messages).")}),
+                    &["id"],
+                )
+            },
             output_parts: || {
                 let meta = object(
                     json!({"account": {"type": "string"}, "folder": {"type": "string"}, "root_id": {"type": "string"}, "count": {"type": "integer"},
@@ -142,7 +149,10 @@ Never marks the message as read.",
             input_schema: || input(json!({"id": id_arg()}), &["id"]),
             output_parts: || {
                 (
-                    object(json!({"id": {"type": "string"}, "fetch_truncated": {"type": "boolean"}, "attachments": array(attachment_meta())}), &[]),
+                    object(
+                        json!({"id": {"type": "string"}, "fetch_truncated": {"type": "boolean"}, "attachments": array(attachment_meta())}),
+                        &[],
+                    ),
                     object(json!({"attachments": array(attachment_untrusted())}), &[]),
                 )
             },
@@ -245,7 +255,11 @@ fn content_limits(reg: &Registry, max_body_chars: Option<usize>) -> content::Lim
 }
 
 /// Parses an id argument and checks it belongs to a configured account this tool may use.
-fn resolve_id<'r>(reg: &'r Registry, tool: &str, args: &mut Args) -> Result<(MessageRef, &'r crate::imap::ImapClient, MailboxName), ToolError> {
+fn resolve_id<'r>(
+    reg: &'r Registry,
+    tool: &str,
+    args: &mut Args,
+) -> Result<(MessageRef, &'r crate::imap::ImapClient, MailboxName), ToolError> {
     let raw = args.str_req("id", super::ids::MAX_ID_LEN)?;
     let r = MessageRef::decode(&raw).ok_or_else(|| ToolError::invalid("argument `id` is not a message id issued by mailmoat"))?;
     let (account, client) = reg.account(Some(&r.account))?;
@@ -254,7 +268,13 @@ fn resolve_id<'r>(reg: &'r Registry, tool: &str, args: &mut Args) -> Result<(Mes
     Ok((r, client, folder))
 }
 
-fn summary_parts(account: &str, folder: &str, uidvalidity: u32, s: &Summary, warnings: &mut Vec<Finding>) -> (Value, Value, String, Headers) {
+fn summary_parts(
+    account: &str,
+    folder: &str,
+    uidvalidity: u32,
+    s: &Summary,
+    warnings: &mut Vec<Finding>,
+) -> (Value, Value, String, Headers) {
     let mut findings = Vec::new();
     let h = content::parse_headers(&s.header, &content::Limits::default(), &mut findings);
     for mut f in findings {
@@ -331,7 +351,13 @@ fn list_folders(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output,
             })
         })
         .collect();
-    Ok(Output { meta: json!({"account": acct.name, "folders": list}), untrusted: json!({}), warnings: vec![], meta_text: text, untrusted_text: String::new() })
+    Ok(Output {
+        meta: json!({"account": acct.name, "folders": list}),
+        untrusted: json!({}),
+        warnings: vec![],
+        meta_text: text,
+        untrusted_text: String::new(),
+    })
 }
 
 fn parse_date(args: &mut Args, name: &str) -> Result<Option<Date>, ToolError> {
@@ -390,7 +416,10 @@ fn search(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output, ToolE
         None => 0,
         Some(c) if c.query != digest => return Err(ToolError::invalid("argument `cursor` belongs to a different search")),
         Some(c) if c.uidvalidity != found.uidvalidity => {
-            return Err(ToolError::new("uidvalidity_changed", format!("folder {} was recreated (UIDVALIDITY changed); start the search again", folder.as_str())))
+            return Err(ToolError::new(
+                "uidvalidity_changed",
+                format!("folder {} was recreated (UIDVALIDITY changed); start the search again", folder.as_str()),
+            ))
         }
         Some(c) => found.uids.iter().position(|&u| u == c.last_uid).map_or(c.offset.min(found.uids.len()), |p| p + 1),
     };
@@ -444,7 +473,8 @@ fn fetch_message(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output
     let rendered = content::render(&msg.raw, msg.truncated, &content_limits(reg, max_chars));
     let h = &rendered.headers;
     let id = r.encode();
-    let att_meta: Vec<Value> = rendered.attachments.iter().map(|a| json!({"part": a.part, "size": a.size, "disposition": a.disposition})).collect();
+    let att_meta: Vec<Value> =
+        rendered.attachments.iter().map(|a| json!({"part": a.part, "size": a.size, "disposition": a.disposition})).collect();
     let att_untrusted: Vec<Value> =
         rendered.attachments.iter().map(|a| json!({"part": a.part, "filename": a.filename, "content_type": a.content_type})).collect();
     let meta_text = format!(
@@ -602,4 +632,3 @@ fn fetch_thread(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output,
         untrusted_text,
     })
 }
-
