@@ -11,9 +11,37 @@ use std::thread;
 
 use serde_json::{json, Value};
 
+use crate::config::Limits;
 use crate::imap::CancelToken;
 use crate::rpc::{self, Incoming, LineRead, Outbox, RpcError};
 use crate::tools::{CallCtx, Registry};
+
+/// What the dispatcher needs from the tool layer; `tools::Registry` in production, a fake in
+/// this module's tests (panicking or slow tools).
+pub trait ToolHost: Send + Sync + 'static {
+    fn limits(&self) -> &Limits;
+    /// tools/list entries for this revision.
+    fn list(&self, revision: Revision) -> Vec<Value>;
+    /// Whether a tool of this name exists (listed or not).
+    fn exists(&self, name: &str) -> bool;
+    /// Runs a tool and returns its CallToolResult.
+    fn call(&self, name: &str, arguments: &Value, ctx: &CallCtx) -> Value;
+}
+
+impl ToolHost for Registry {
+    fn limits(&self) -> &Limits {
+        Registry::limits(self)
+    }
+    fn list(&self, revision: Revision) -> Vec<Value> {
+        Registry::list(self, revision)
+    }
+    fn exists(&self, name: &str) -> bool {
+        Registry::exists(self, name)
+    }
+    fn call(&self, name: &str, arguments: &Value, ctx: &CallCtx) -> Value {
+        Registry::call(self, name, arguments, ctx)
+    }
+}
 
 /// The server's name in `serverInfo`.
 pub const SERVER_NAME: &str = "mailmoat";
@@ -84,7 +112,7 @@ struct LegacySession {
 }
 
 struct Shared {
-    registry: Registry,
+    registry: Box<dyn ToolHost>,
     out: Outbox,
     legacy: Mutex<Option<LegacySession>>,
     /// Tool calls queued or running, by the JSON text of their id.
@@ -106,10 +134,10 @@ struct Job {
 }
 
 /// Runs the server over the given input until EOF. Output goes through `out`.
-pub fn serve(registry: Registry, input: impl BufRead, out: Outbox) {
+pub fn serve(registry: impl ToolHost, input: impl BufRead, out: Outbox) {
     let limits = registry.limits().clone();
     let shared = Arc::new(Shared {
-        registry,
+        registry: Box::new(registry),
         out,
         legacy: Mutex::new(None),
         inflight: Mutex::new(HashMap::new()),
@@ -394,4 +422,202 @@ fn run_job(shared: &Shared, job: Job) {
 fn clip(s: &str, max: usize) -> String {
     let cleaned: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
     cleaned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{self, Read, Write};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc::Receiver;
+    use std::time::{Duration, Instant};
+
+    /// Tools: `panic` panics, `slow` waits until cancelled or 2 s, `echo` answers at once.
+    struct Fake {
+        limits: Limits,
+        running: AtomicUsize,
+        peak: AtomicUsize,
+    }
+
+    impl ToolHost for Fake {
+        fn limits(&self) -> &Limits {
+            &self.limits
+        }
+        fn list(&self, _: Revision) -> Vec<Value> {
+            vec![]
+        }
+        fn exists(&self, name: &str) -> bool {
+            matches!(name, "panic" | "slow" | "echo")
+        }
+        fn call(&self, name: &str, arguments: &Value, ctx: &CallCtx) -> Value {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            let _guard = Dec(&self.running);
+            match name {
+                "panic" => panic!("tool panicked on purpose"),
+                "slow" => {
+                    let start = Instant::now();
+                    while !ctx.cancel.is_cancelled() && start.elapsed() < Duration::from_millis(400) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    json!({"content": [], "isError": false})
+                }
+                _ => json!({"content": [{"type": "text", "text": arguments.to_string()}], "isError": false}),
+            }
+        }
+    }
+
+    struct Dec<'a>(&'a AtomicUsize);
+    impl Drop for Dec<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// stdin fed from a channel, so a test decides when EOF comes.
+    struct ChanReader {
+        rx: Receiver<Vec<u8>>,
+        buf: Vec<u8>,
+        pos: usize,
+    }
+    impl Read for ChanReader {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.pos == self.buf.len() {
+                match self.rx.recv() {
+                    Ok(b) => {
+                        self.buf = b;
+                        self.pos = 0;
+                    }
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = out.len().min(self.buf.len() - self.pos);
+            out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Sink {
+        fn messages(&self) -> Vec<Value> {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        }
+    }
+
+    fn call(id: u64, name: &str) -> Vec<u8> {
+        let meta = json!({META_VERSION: "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+        let mut v = serde_json::to_vec(
+            &json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"_meta": meta, "name": name, "arguments": {"n": id}}}),
+        )
+        .unwrap();
+        v.push(b'\n');
+        v
+    }
+
+    /// Runs the server over `lines`, then EOF; returns what it wrote and the fake's peak concurrency.
+    fn run(limits: Limits, feed: impl FnOnce(&mpsc::Sender<Vec<u8>>)) -> (Vec<Value>, usize) {
+        let fake = Arc::new(Fake { limits, running: AtomicUsize::new(0), peak: AtomicUsize::new(0) });
+        struct Shim(Arc<Fake>);
+        impl ToolHost for Shim {
+            fn limits(&self) -> &Limits {
+                self.0.limits()
+            }
+            fn list(&self, r: Revision) -> Vec<Value> {
+                self.0.list(r)
+            }
+            fn exists(&self, n: &str) -> bool {
+                self.0.exists(n)
+            }
+            fn call(&self, n: &str, a: &Value, c: &CallCtx) -> Value {
+                self.0.call(n, a, c)
+            }
+        }
+        let sink = Sink::default();
+        let (out, writer) = rpc::spawn_writer(sink.clone());
+        let (tx, rx) = mpsc::channel();
+        let input = io::BufReader::new(ChanReader { rx, buf: vec![], pos: 0 });
+        let shim = Shim(Arc::clone(&fake));
+        let server = thread::spawn(move || serve(shim, input, out));
+        feed(&tx);
+        drop(tx);
+        server.join().unwrap();
+        // Let any suppressed responses have their chance to (wrongly) appear.
+        thread::sleep(Duration::from_millis(50));
+        drop(writer);
+        (sink.messages(), fake.peak.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn a_panicking_tool_becomes_an_internal_error_and_serving_goes_on() {
+        let (msgs, _) = run(Limits::default(), |tx| {
+            tx.send(call(1, "panic")).unwrap();
+            thread::sleep(Duration::from_millis(100));
+            tx.send(call(2, "echo")).unwrap();
+            thread::sleep(Duration::from_millis(100));
+        });
+        let by_id = |id: u64| msgs.iter().find(|m| m["id"] == json!(id)).cloned().unwrap();
+        assert_eq!(by_id(1)["error"]["code"], json!(rpc::INTERNAL_ERROR));
+        assert!(!by_id(1).to_string().contains("on purpose"), "the panic message must not leak");
+        assert_eq!(by_id(2)["result"]["content"][0]["text"], json!("{\"n\":2}"));
+        assert_eq!(by_id(2)["result"]["resultType"], json!("complete"));
+    }
+
+    #[test]
+    fn in_flight_requests_are_bounded_and_all_answered() {
+        let limits = Limits { max_in_flight: 3, ..Limits::default() };
+        let (msgs, peak) = run(limits, |tx| {
+            for id in 1..=12 {
+                tx.send(call(id, "slow")).unwrap();
+            }
+            // Wait for all of them before EOF (EOF would cancel what is still running).
+            thread::sleep(Duration::from_millis(2500));
+        });
+        assert_eq!(peak, 3);
+        let mut ids: Vec<u64> = msgs.iter().filter_map(|m| m["id"].as_u64()).collect();
+        ids.sort();
+        assert_eq!(ids, (1..=12).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_full_queue_answers_busy() {
+        let limits = Limits { max_in_flight: 1, max_queued: 1, ..Limits::default() };
+        let (msgs, _) = run(limits, |tx| {
+            for id in 1..=6 {
+                tx.send(call(id, "slow")).unwrap();
+            }
+            thread::sleep(Duration::from_millis(1500));
+        });
+        let busy = msgs.iter().filter(|m| m["error"]["code"] == json!(rpc::SERVER_BUSY)).count();
+        let done = msgs.iter().filter(|m| m.get("result").is_some()).count();
+        assert!(busy >= 3, "{msgs:?}");
+        assert_eq!(busy + done, 6, "every request gets exactly one answer: {msgs:?}");
+    }
+
+    #[test]
+    fn cancelled_requests_get_no_response_and_eof_abandons_the_rest() {
+        let (msgs, _) = run(Limits::default(), |tx| {
+            tx.send(call(1, "slow")).unwrap();
+            tx.send(call(2, "slow")).unwrap();
+            thread::sleep(Duration::from_millis(50));
+            let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}});
+            tx.send(format!("{cancel}\n").into_bytes()).unwrap();
+            thread::sleep(Duration::from_millis(600));
+            tx.send(call(3, "slow")).unwrap();
+            thread::sleep(Duration::from_millis(50));
+            // EOF now: request 3 is still running and is abandoned.
+        });
+        let ids: Vec<Value> = msgs.iter().map(|m| m["id"].clone()).collect();
+        assert_eq!(ids, vec![json!(2)]);
+    }
 }
