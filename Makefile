@@ -10,7 +10,7 @@ build:
 
 ## The whole test suite: lints, unit tests, protocol tests, and tests against a real Dovecot.
 test: lint
-	$(CARGO) test --all-targets
+	$(CARGO) test --lib --bins --tests
 
 lint:
 	$(CARGO) fmt --check
