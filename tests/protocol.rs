@@ -188,10 +188,39 @@ fn framing_errors() {
     assert_eq!(c.recv(Duration::from_secs(10), Some("ping"))["id"], json!("abc"));
 }
 
+/// A loopback "IMAP server" that accepts connections and never says a word.
+fn stalled_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    port
+}
+
+fn stalled_config(port: u16) -> (PathBuf, tempdir::Dir) {
+    let dir = tempdir::Dir::new("stall");
+    let cfg = dir.path.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!("[accounts.stall]\nemail = \"a@example.test\"\n[accounts.stall.imap]\nhost = \"127.0.0.1\"\nport = {port}\nusername = \"a\"\npassword = {{ env = \"P\" }}\n"),
+    )
+    .unwrap();
+    (cfg, dir)
+}
+
 #[test]
-fn eof_exits_zero_promptly() {
-    let (mut c, _d) = spawn("2025-11-25");
+fn eof_exits_zero_promptly_even_with_requests_in_flight() {
+    let (cfg, _d) = stalled_config(stalled_server());
+    let mut c = Client::spawn(&cfg, "2025-11-25", &[("P", "x")]);
     c.initialize();
+    for id in 100..104 {
+        c.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "list_folders", "arguments": {}}}));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     c.close_stdin();
     let start = Instant::now();
     let status = c.wait_exit(Duration::from_secs(3)).expect("exited");
@@ -277,23 +306,7 @@ fn posture_matrix_for_existing_tools() {
 
 #[test]
 fn cancellation_suppresses_the_response_and_the_server_keeps_serving() {
-    // An IMAP "server" that accepts connections and never says a word.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let h2 = held.clone();
-    std::thread::spawn(move || {
-        for s in listener.incoming().flatten() {
-            h2.lock().unwrap().push(s);
-        }
-    });
-    let dir = tempdir::Dir::new("cancel");
-    let cfg = dir.path.join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!("[accounts.stall]\nemail = \"a@example.test\"\n[accounts.stall.imap]\nhost = \"127.0.0.1\"\nport = {port}\nusername = \"a\"\npassword = {{ env = \"P\" }}\n"),
-    )
-    .unwrap();
+    let (cfg, _d) = stalled_config(stalled_server());
     let mut c = Client::spawn(&cfg, "2025-11-25", &[("P", "x")]);
     c.initialize();
     c.send(&json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {"name": "list_folders", "arguments": {}}}));
