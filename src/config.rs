@@ -56,6 +56,30 @@ pub enum TlsMode {
     Starttls,
 }
 
+/// How dangerous actions (send, delete, expunge, delete folder) are confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confirm {
+    /// Ask the human through the client when it can elicit, else fall back to a token.
+    Auto,
+    /// Ask the human through the client; refuse when the client cannot elicit.
+    Elicit,
+    /// Answer with a preview and a one-time token that a second identical call must carry.
+    Token,
+    /// No confirmation.
+    None,
+}
+
+/// Whether a copy of sent mail is appended to the Sent folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaveSent {
+    /// Append unless the server saves sent mail itself (Gmail, detected by X-GM-EXT-1).
+    Auto,
+    Always,
+    Never,
+}
+
 /// Named limits and timeouts, each with a documented default. `[limits]` in the config.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -90,6 +114,14 @@ pub struct Limits {
     pub max_queued: usize,
     /// A secret helper command's run time.
     pub secret_command_timeout_ms: u64,
+    /// Recipients (to + cc + bcc) of one message.
+    pub max_recipients: usize,
+    /// Size of one outgoing message, attachments included, after encoding.
+    pub max_send_bytes: u64,
+    /// One attachment downloaded to, or attached from, the workspace.
+    pub max_attachment_bytes: u64,
+    /// Messages one batch action (flags, move, copy, delete, expunge) may name.
+    pub max_batch: usize,
 }
 
 impl Default for Limits {
@@ -110,6 +142,10 @@ impl Default for Limits {
             max_in_flight: 16,
             max_queued: 256,
             secret_command_timeout_ms: 10_000,
+            max_recipients: 50,
+            max_send_bytes: 25 * 1024 * 1024,
+            max_attachment_bytes: 25 * 1024 * 1024,
+            max_batch: 100,
         }
     }
 }
@@ -135,7 +171,10 @@ impl Limits {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let checks: [(&str, u64, u64, u64); 9] = [
+        let checks: [(&str, u64, u64, u64); 12] = [
+            ("limits.max_recipients", self.max_recipients as u64, 1, 1000),
+            ("limits.max_send_bytes", self.max_send_bytes, 1024, 1024 * 1024 * 1024),
+            ("limits.max_batch", self.max_batch as u64, 1, 100),
             ("limits.connect_timeout_ms", self.connect_timeout_ms, 100, 300_000),
             ("limits.greeting_timeout_ms", self.greeting_timeout_ms, 100, 300_000),
             ("limits.command_timeout_ms", self.command_timeout_ms, 100, 3_600_000),
@@ -182,6 +221,35 @@ pub struct Account {
     /// The account's own `posture` key, if set; a `[tools]` "allow" never widens past it.
     pub own_posture: Option<Posture>,
     pub imap: ImapConfig,
+    /// Outgoing mail; `None` when the account cannot send.
+    pub smtp: Option<SmtpConfig>,
+    /// Domains whose look-alikes are flagged, besides the account's own (lowercase, ASCII/IDNA).
+    pub trusted_domains: Vec<String>,
+    /// The authserv-id whose Authentication-Results headers are believed (anything else is
+    /// attacker-written).
+    pub trusted_authserv_id: Option<String>,
+    /// When non-empty, every recipient must match one entry: an exact address or `*@domain`.
+    pub allowed_recipients: Vec<String>,
+    pub save_sent: SaveSent,
+}
+
+impl Account {
+    /// The domain of the account's own address, lowercase.
+    pub fn domain(&self) -> String {
+        self.email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
+    }
+}
+
+/// One account's SMTP settings.
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: SecretSource,
+    pub ca_file: Option<PathBuf>,
+    pub pin_sha256: Option<[u8; 32]>,
 }
 
 /// The validated configuration.
@@ -193,6 +261,7 @@ pub struct Config {
     pub tools: BTreeMap<String, ToolRule>,
     pub accounts: BTreeMap<String, Account>,
     pub limits: Limits,
+    pub confirm: Confirm,
 }
 
 /// A configuration problem, naming the file and, when known, the line.
@@ -227,6 +296,7 @@ struct RawConfig {
     accounts: BTreeMap<String, RawAccount>,
     #[serde(default)]
     limits: Limits,
+    confirm: Option<Confirm>,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +305,27 @@ struct RawAccount {
     email: String,
     posture: Option<Posture>,
     imap: RawImap,
+    smtp: Option<RawSmtp>,
+    #[serde(default)]
+    trusted_domains: Vec<String>,
+    trusted_authserv_id: Option<String>,
+    #[serde(default)]
+    allowed_recipients: Vec<String>,
+    save_sent: Option<SaveSent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    tls: Option<TlsMode>,
+    /// Defaults to the IMAP username.
+    username: Option<String>,
+    /// Defaults to the IMAP password source.
+    password: Option<RawSecret>,
+    ca_file: Option<PathBuf>,
+    pin_sha256: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -358,7 +449,15 @@ impl Config {
         if accounts.is_empty() {
             return Err(err(None, "no accounts configured: add an [accounts.NAME] table".into()));
         }
-        Ok(Config { path: path.to_path_buf(), posture, workspace: raw.workspace, tools: raw.tools, accounts, limits: raw.limits })
+        Ok(Config {
+            path: path.to_path_buf(),
+            posture,
+            workspace: raw.workspace,
+            tools: raw.tools,
+            accounts,
+            limits: raw.limits,
+            confirm: raw.confirm.unwrap_or(Confirm::Auto),
+        })
     }
 }
 
@@ -372,7 +471,7 @@ fn build_account(name: &str, acc: RawAccount, global: Posture) -> Result<Account
         return Err(format!("accounts.{name}.email is not an email address"));
     }
     let imap = acc.imap;
-    if imap.host.is_empty() || imap.host.len() > 253 || imap.host.bytes().any(|b| b <= b' ' || b == b'/' || b >= 0x7f) {
+    if !valid_host(&imap.host) {
         return Err(format!("accounts.{name}.imap.host is not a valid host name"));
     }
     if imap.username.is_empty() || imap.username.len() > 512 || imap.username.chars().any(char::is_control) {
@@ -401,13 +500,83 @@ fn build_account(name: &str, acc: RawAccount, global: Posture) -> Result<Account
         })?),
     };
     let posture = acc.posture.map_or(global, |p| p.min(global));
+    let smtp = match acc.smtp {
+        None => None,
+        Some(sm) => Some(build_smtp(name, sm, &imap.username, &password)?),
+    };
+    let mut trusted_domains = Vec::new();
+    for d in acc.trusted_domains {
+        let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+        if d.is_empty() || d.len() > 253 || !d.contains('.') || d.bytes().any(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'.')) {
+            return Err(format!(
+                "accounts.{name}.trusted_domains: `{}` is not a domain name (use the ASCII/punycode form)",
+                d.escape_default()
+            ));
+        }
+        trusted_domains.push(d);
+    }
+    if let Some(id) = &acc.trusted_authserv_id {
+        if id.is_empty() || id.len() > 253 || id.chars().any(|c| c.is_whitespace() || c.is_control() || c == ';') {
+            return Err(format!("accounts.{name}.trusted_authserv_id must be a single token such as mx.example.com"));
+        }
+    }
+    for r in &acc.allowed_recipients {
+        let ok = match r.strip_prefix("*@") {
+            Some(domain) => !domain.is_empty() && !domain.contains('@') && !domain.contains('*'),
+            None => plausible_email(r) && !r.contains('*'),
+        };
+        if !ok {
+            return Err(format!("accounts.{name}.allowed_recipients: `{}` must be an address or *@domain", r.escape_default()));
+        }
+    }
     Ok(Account {
         name: name.to_string(),
         email: acc.email,
         posture,
         own_posture: acc.posture,
         imap: ImapConfig { host: imap.host, port, tls, username: imap.username, password, ca_file: imap.ca_file, pin_sha256 },
+        smtp,
+        trusted_domains,
+        trusted_authserv_id: acc.trusted_authserv_id,
+        allowed_recipients: acc.allowed_recipients.iter().map(|r| r.to_ascii_lowercase()).collect(),
+        save_sent: acc.save_sent.unwrap_or(SaveSent::Auto),
     })
+}
+
+fn valid_host(h: &str) -> bool {
+    !(h.is_empty() || h.len() > 253 || h.bytes().any(|b| b <= b' ' || b == b'/' || b >= 0x7f))
+}
+
+fn build_smtp(name: &str, sm: RawSmtp, imap_user: &str, imap_password: &SecretSource) -> Result<SmtpConfig, String> {
+    if !valid_host(&sm.host) {
+        return Err(format!("accounts.{name}.smtp.host is not a valid host name"));
+    }
+    let tls = sm.tls.unwrap_or(TlsMode::Implicit);
+    let port = sm.port.unwrap_or(match tls {
+        TlsMode::Implicit => 465,
+        TlsMode::Starttls => 587,
+    });
+    if port == 0 {
+        return Err(format!("accounts.{name}.smtp.port must not be 0"));
+    }
+    let username = sm.username.unwrap_or_else(|| imap_user.to_string());
+    if username.is_empty() || username.len() > 512 || username.chars().any(char::is_control) {
+        return Err(format!("accounts.{name}.smtp.username must be 1-512 characters without control characters"));
+    }
+    let password = match sm.password {
+        None => imap_password.clone(),
+        Some(RawSecret::Literal(_)) => {
+            return Err(format!(
+                "accounts.{name}.smtp.password: literal passwords are refused; use {{ env = \"VAR\" }}, {{ command = [\"prog\", \"arg\"] }} or {{ file = \"/path\" }}"
+            ))
+        }
+        Some(RawSecret::Table(t)) => secret_source(t).map_err(|m| format!("accounts.{name}.smtp.password: {m}"))?,
+    };
+    let pin_sha256 = match sm.pin_sha256 {
+        None => None,
+        Some(p) => Some(parse_pin(&p).ok_or_else(|| format!("accounts.{name}.smtp.pin_sha256 must be 64 hex digits (colons allowed)"))?),
+    };
+    Ok(SmtpConfig { host: sm.host, port, tls, username, password, ca_file: sm.ca_file, pin_sha256 })
 }
 
 fn secret_source(t: RawSecretTable) -> Result<SecretSource, String> {
@@ -477,6 +646,9 @@ port = 1143
 tls = "starttls"
 username = "me"
 password = { command = ["secret-tool", "lookup", "mail", "home"] }
+[accounts.home.smtp]
+host = "smtp.home.example"
+tls = "starttls"
 "#;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -494,6 +666,39 @@ password = { command = ["secret-tool", "lookup", "mail", "home"] }
         assert_eq!(c.accounts["work"].imap.pin_sha256.unwrap()[0], 0xab);
         assert_eq!(c.tools["fetch_thread"], ToolRule::Deny);
         assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.confirm, Confirm::Auto);
+        assert!(c.accounts["work"].smtp.is_none());
+        let smtp = c.accounts["home"].smtp.as_ref().unwrap();
+        assert_eq!((smtp.port, smtp.tls, smtp.username.as_str()), (587, TlsMode::Starttls, "me"));
+        assert_eq!(smtp.password, c.accounts["home"].imap.password);
+        assert_eq!(c.accounts["home"].save_sent, SaveSent::Auto);
+        assert_eq!(c.accounts["work"].domain(), "example.com");
+    }
+
+    #[test]
+    fn deception_and_sending_keys() {
+        let text = GOOD.replace(
+            "email = \"me@example.com\"",
+            "email = \"me@example.com\"\ntrusted_domains = [\"Bank.Example.\"]\ntrusted_authserv_id = \"mx.example.com\"\nallowed_recipients = [\"*@example.com\", \"Bob@x.org\"]\nsave_sent = \"never\"",
+        );
+        let c = parse(&text).unwrap();
+        let w = &c.accounts["work"];
+        assert_eq!(w.trusted_domains, vec!["bank.example".to_string()]);
+        assert_eq!(w.trusted_authserv_id.as_deref(), Some("mx.example.com"));
+        assert_eq!(w.allowed_recipients, vec!["*@example.com".to_string(), "bob@x.org".to_string()]);
+        assert_eq!(w.save_sent, SaveSent::Never);
+        for (bad, want) in [
+            ("trusted_domains = [\"not a domain\"]", "is not a domain name"),
+            ("allowed_recipients = [\"*@*\"]", "must be an address or *@domain"),
+            ("trusted_authserv_id = \"a b\"", "must be a single token"),
+        ] {
+            let t = GOOD.replace("email = \"me@example.com\"", &format!("email = \"me@example.com\"\n{bad}"));
+            let e = parse(&t).unwrap_err();
+            assert!(e.message.contains(want), "{bad}: {}", e.message);
+        }
+        let t = GOOD.replace("host = \"smtp.home.example\"\n", "host = \"smtp.home.example\"\npassword = \"CANARY-smtp\"\n");
+        let e = parse(&t).unwrap_err();
+        assert!(e.message.contains("smtp.password: literal passwords are refused") && !e.to_string().contains("CANARY"), "{e}");
     }
 
     #[test]
