@@ -4,3 +4,4 @@
 pub mod dovecot;
 pub mod mcp;
 pub mod schema;
+pub mod smtpd;

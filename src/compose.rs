@@ -1,0 +1,1 @@
+//! RFC 5322 message composition (being written).

@@ -1,0 +1,1 @@
+//! Rate limits and circuit breakers (being written).

@@ -1,0 +1,1 @@
+//! Throwaway SMTP server for tests (being written).
