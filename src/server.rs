@@ -51,6 +51,8 @@ pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// How long a modern client may cache discover and tools/list results.
 pub const TTL_MS: u64 = 300_000;
+/// How long a legacy elicitation waits for the human's answer.
+const ELICIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// Stack for request threads: MIME and HTML handling of hostile mail deserve headroom.
 const REQUEST_STACK_BYTES: usize = 8 * 1024 * 1024;
 
@@ -109,6 +111,8 @@ impl Revision {
 #[derive(Clone, Debug)]
 struct LegacySession {
     revision: Revision,
+    /// The client declared `elicitation` (and the revision has it).
+    can_elicit: bool,
 }
 
 struct Shared {
@@ -122,6 +126,9 @@ struct Shared {
     slot_free: Condvar,
     max_in_flight: usize,
     shutting_down: AtomicBool,
+    /// Elicitation requests we sent, by the JSON text of their id, waiting for the client.
+    pending: Mutex<HashMap<String, mpsc::Sender<Result<Value, String>>>>,
+    next_elicit: std::sync::atomic::AtomicU64,
 }
 
 struct Job {
@@ -131,6 +138,9 @@ struct Job {
     revision: Revision,
     progress_token: Option<Value>,
     cancel: CancelToken,
+    can_elicit: bool,
+    request_state: Option<String>,
+    input_responses: Option<Value>,
 }
 
 /// Runs the server over the given input until EOF. Output goes through `out`.
@@ -145,6 +155,8 @@ pub fn serve(registry: impl ToolHost, input: impl BufRead, out: Outbox) {
         slot_free: Condvar::new(),
         max_in_flight: limits.max_in_flight,
         shutting_down: AtomicBool::new(false),
+        pending: Mutex::new(HashMap::new()),
+        next_elicit: std::sync::atomic::AtomicU64::new(1),
     });
     let (queue, jobs) = mpsc::sync_channel::<Job>(limits.max_queued);
     let dispatcher = {
@@ -192,8 +204,17 @@ fn handle_message(shared: &Arc<Shared>, msg: Incoming, queue: &SyncSender<Job>) 
     match msg {
         Incoming::Invalid { id, error } => shared.out.send(rpc::error_response(&id, &error)),
         Incoming::Notification { method, params } => handle_notification(shared, &method, &params),
-        // Answers to server-initiated requests; none are outstanding yet.
-        Incoming::Response { .. } => {}
+        // Answers to our elicitation requests.
+        Incoming::Response { id, result, error } => {
+            if let Some(tx) = shared.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id.to_string()) {
+                let answer = match (result, error) {
+                    (Some(r), None) => Ok(r),
+                    (_, Some(e)) => Err(format!("the client answered with an error: {}", clip(&e.to_string(), 200))),
+                    (None, None) => Err("the client's answer is empty".to_string()),
+                };
+                let _ = tx.send(answer);
+            }
+        }
         Incoming::Request { id, method, params } => {
             let reply = handle_request(shared, &id, &method, params, queue);
             if let Some(reply) = reply {
@@ -292,7 +313,9 @@ fn initialize(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
         Some(r) if !r.is_modern() => r,
         _ => LEGACY[0],
     };
-    *shared.legacy.lock().unwrap_or_else(|e| e.into_inner()) = Some(LegacySession { revision });
+    let can_elicit =
+        revision.has_elicitation() && params.get("capabilities").and_then(|c| c.get("elicitation")).is_some_and(Value::is_object);
+    *shared.legacy.lock().unwrap_or_else(|e| e.into_inner()) = Some(LegacySession { revision, can_elicit });
     let mut info = server_info();
     if revision < Revision::V2025_06_18 {
         info.as_object_mut().map(|o| o.remove("title"));
@@ -335,10 +358,28 @@ fn enqueue_call(shared: &Arc<Shared>, id: &Value, params: Value, revision: Revis
         Some(_) => return Err(RpcError::new(rpc::INVALID_PARAMS, "tools/call `arguments` must be an object")),
     };
     let progress_token = p.get("_meta").and_then(|m| m.get("progressToken")).filter(|t| t.is_string() || t.is_i64() || t.is_u64()).cloned();
+    let can_elicit = if revision.is_modern() {
+        p.get("_meta")
+            .and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"))
+            .and_then(|c| c.get("elicitation"))
+            .is_some_and(Value::is_object)
+    } else {
+        shared.legacy.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|l| l.can_elicit)
+    };
+    let (request_state, input_responses) = if revision.is_modern() {
+        let state = match p.remove("requestState") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.len() <= 1024 => Some(s),
+            Some(_) => return Err(RpcError::new(rpc::INVALID_PARAMS, "requestState must be a string of at most 1024 characters")),
+        };
+        (state, p.remove("inputResponses").filter(Value::is_object))
+    } else {
+        (None, None)
+    };
     let cancel = CancelToken::default();
     let key = id.to_string();
     shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), cancel.clone());
-    let job = Job { id: id.clone(), name, arguments, revision, progress_token, cancel };
+    let job = Job { id: id.clone(), name, arguments, revision, progress_token, cancel, can_elicit, request_state, input_responses };
     match queue.try_send(job) {
         Ok(()) => Ok(()),
         Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -397,7 +438,16 @@ fn run_job(shared: &Shared, job: Job) {
             out.send(rpc::notification("notifications/progress", p));
         }
     };
-    let ctx = CallCtx { cancel: &job.cancel, progress: &progress, revision: job.revision };
+    let elicit = |params: Value| elicit(shared, &job.cancel, params);
+    let ctx = CallCtx {
+        cancel: &job.cancel,
+        progress: &progress,
+        revision: job.revision,
+        client_can_elicit: job.can_elicit,
+        request_state: job.request_state.as_deref(),
+        input_responses: job.input_responses.as_ref(),
+        elicit: &elicit,
+    };
     let result = catch_unwind(AssertUnwindSafe(|| shared.registry.call(&job.name, &job.arguments, &ctx)));
     let cancelled = job.cancel.is_cancelled();
     shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
@@ -417,6 +467,32 @@ fn run_job(shared: &Shared, job: Job) {
         ),
     };
     shared.out.send(reply);
+}
+
+/// Legacy era: asks the client (and so the human) through `elicitation/create` and waits.
+fn elicit(shared: &Shared, cancel: &CancelToken, params: Value) -> Result<Value, String> {
+    let n = shared.next_elicit.fetch_add(1, Ordering::SeqCst);
+    let id = json!(format!("mailmoat-elicit-{n}"));
+    let (tx, rx) = mpsc::channel();
+    shared.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), tx);
+    shared.out.send(json!({"jsonrpc": "2.0", "id": id, "method": "elicitation/create", "params": params}));
+    let deadline = std::time::Instant::now() + ELICIT_TIMEOUT;
+    let outcome = loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(answer) => break answer,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break Err("no answer".into()),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if cancel.is_cancelled() || shared.shutting_down.load(Ordering::SeqCst) {
+                    break Err("the request was cancelled".into());
+                }
+                if std::time::Instant::now() >= deadline {
+                    break Err(format!("no answer within {} s", ELICIT_TIMEOUT.as_secs()));
+                }
+            }
+        }
+    };
+    shared.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id.to_string());
+    outcome
 }
 
 fn clip(s: &str, max: usize) -> String {

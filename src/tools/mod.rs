@@ -4,6 +4,7 @@
 //! Handlers live in `read.rs`; schemas in `defs.rs`; opaque ids in `ids.rs`.
 
 mod args;
+pub mod confirm;
 mod defs;
 pub mod ids;
 mod read;
@@ -27,6 +28,14 @@ pub struct CallCtx<'a> {
     /// `progress(done, total, message)`; a no-op unless the request carried a progressToken.
     pub progress: &'a (dyn Fn(f64, Option<f64>, &str) + Sync),
     pub revision: Revision,
+    /// The client declared the elicitation capability (at initialize, or in this request's `_meta`).
+    pub client_can_elicit: bool,
+    /// Modern era: the `requestState` this retry carries.
+    pub request_state: Option<&'a str>,
+    /// Modern era: the `inputResponses` this retry carries.
+    pub input_responses: Option<&'a Value>,
+    /// Legacy era: sends `elicitation/create` with these params and waits for the client's result.
+    pub elicit: &'a (dyn Fn(Value) -> Result<Value, String> + Sync),
 }
 
 /// A tool failure, reported as an `isError` result with a stable code.
@@ -219,20 +228,29 @@ impl Registry {
     }
 }
 
-/// 16 random bytes as hex, for the fence nonce.
-fn nonce() -> String {
+/// `n` random bytes from the kernel (with a hashed fallback that should never be needed).
+pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
     use std::io::Read;
-    let mut b = [0u8; 12];
+    let mut b = vec![0u8; n];
     let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_ok();
     if !ok {
-        // Fallback: hash the clock and a process-unique counter.
         use sha2::{Digest, Sha256};
         use std::sync::atomic::{AtomicU64, Ordering};
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let seed = format!("{:?}{}{}", std::time::SystemTime::now(), std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        b.copy_from_slice(&Sha256::digest(seed.as_bytes())[..12]);
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let seed = format!("{:?}{}{}", std::time::SystemTime::now(), std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+            out.extend_from_slice(&Sha256::digest(seed.as_bytes()));
+        }
+        out.truncate(n);
+        b = out;
     }
-    ids::to_hex(&b)
+    b
+}
+
+/// 12 random bytes as hex, for the fence nonce.
+fn nonce() -> String {
+    ids::to_hex(&random_bytes(12))
 }
 
 /// The fence markers for one call.
