@@ -23,6 +23,11 @@ impl Args {
         }
     }
 
+    /// The arguments as they still are (before any are consumed, the whole call's arguments).
+    pub fn snapshot(&self) -> Value {
+        Value::Object(self.map.clone())
+    }
+
     fn take(&mut self, name: &str) -> Option<Value> {
         self.map.remove(name).filter(|v| !v.is_null())
     }
@@ -81,6 +86,70 @@ impl Args {
         }
     }
 
+    /// A list of single-line strings: at most `max_items`, each at most `max_len` characters.
+    pub fn str_list(&mut self, name: &str, max_items: usize, max_len: usize) -> Result<Option<Vec<String>>, ToolError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => {
+                if items.len() > max_items {
+                    return Err(ToolError::invalid(format!("argument `{name}` has more than {max_items} items")));
+                }
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    let field = format!("{name}[{i}]");
+                    let mut one = Args { map: Map::new() };
+                    one.map.insert(field.clone(), item);
+                    out.push(one.str_req(&field, max_len)?);
+                }
+                Ok(Some(out))
+            }
+            Some(_) => Err(type_error(name, "an array of strings")),
+        }
+    }
+
+    /// Multi-line text (newlines and tabs allowed; other control characters refused).
+    pub fn text_opt(&mut self, name: &str, max: usize) -> Result<Option<String>, ToolError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => {
+                if s.chars().count() > max {
+                    return Err(ToolError::invalid(format!("argument `{name}` is longer than {max} characters")));
+                }
+                if let Some(c) = s.chars().find(|&c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+                    return Err(ToolError::invalid(format!("argument `{name}` contains a control character (U+{:04X})", c as u32)));
+                }
+                Ok(Some(s.replace("\r\n", "\n").replace('\r', "\n")))
+            }
+            Some(_) => Err(type_error(name, "a string")),
+        }
+    }
+
+    /// A list of objects, each as its own Args.
+    pub fn object_list(&mut self, name: &str, max_items: usize) -> Result<Option<Vec<Args>>, ToolError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => {
+                if items.len() > max_items {
+                    return Err(ToolError::invalid(format!("argument `{name}` has more than {max_items} items")));
+                }
+                items
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Object(m) => Ok(Args { map: m }),
+                        _ => Err(type_error(name, "an array of objects")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some)
+            }
+            Some(_) => Err(type_error(name, "an array of objects")),
+        }
+    }
+
+    /// The raw value of an argument, consumed (for arguments validated elsewhere).
+    pub fn raw(&mut self, name: &str) -> Option<Value> {
+        self.take(name)
+    }
+
     /// Refuses leftover (unknown) arguments.
     pub fn finish(self) -> Result<(), ToolError> {
         match self.map.keys().next() {
@@ -125,5 +194,20 @@ mod tests {
         assert_eq!(a.u64_opt("m", 1, 10).unwrap_err().message, "argument `m` must be an integer");
         assert_eq!(a.object_opt("o").err().unwrap().message, "argument `o` must be an object");
         assert_eq!(Args::new(&json!([1])).err().unwrap().message, "arguments must be an object");
+    }
+
+    #[test]
+    fn lists_and_text() {
+        let mut a =
+            Args::new(&json!({"l": ["a", "b"], "bad": ["a", "b\r\nc"], "many": [1, 2, 3], "t": "line1\r\nline2\ttab", "tb": "x\u{7}"}))
+                .unwrap();
+        assert_eq!(a.str_list("l", 5, 10).unwrap(), Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(
+            a.str_list("bad", 5, 10).unwrap_err().message,
+            "argument `bad[1]` contains a control character (U+000D); CR, LF and NUL are never accepted"
+        );
+        assert_eq!(a.str_list("many", 2, 10).unwrap_err().message, "argument `many` has more than 2 items");
+        assert_eq!(a.text_opt("t", 100).unwrap().as_deref(), Some("line1\nline2\ttab"));
+        assert_eq!(a.text_opt("tb", 100).unwrap_err().message, "argument `tb` contains a control character (U+0007)");
     }
 }

@@ -44,11 +44,18 @@ pub struct ToolError {
     /// Stable, documented code: invalid_argument, not_found, uidvalidity_changed, posture_denied, imap_error, timeout, …
     pub code: &'static str,
     pub message: String,
+    /// A complete result to answer with instead (a confirmation request); not a failure.
+    pub ready: Option<Value>,
 }
 
 impl ToolError {
     pub fn new(code: &'static str, message: impl Into<String>) -> ToolError {
-        ToolError { code, message: message.into() }
+        ToolError { code, message: message.into(), ready: None }
+    }
+
+    /// Stops the tool and answers with `result` as it is (used by the confirmation gate).
+    pub fn respond(result: Value) -> ToolError {
+        ToolError { code: "respond", message: String::new(), ready: Some(result) }
     }
     pub fn invalid(message: impl Into<String>) -> ToolError {
         ToolError::new("invalid_argument", message)
@@ -63,7 +70,7 @@ impl fmt::Display for ToolError {
 
 impl From<ImapError> for ToolError {
     fn from(e: ImapError) -> ToolError {
-        ToolError { code: e.code(), message: e.to_string() }
+        ToolError::new(e.code(), e.to_string())
     }
 }
 
@@ -218,6 +225,7 @@ impl Registry {
         let outcome = Args::new(arguments).and_then(|args| (def.handler)(self, ctx, args));
         match outcome {
             Ok(out) => render_output(out, ctx.revision),
+            Err(ToolError { ready: Some(result), .. }) => result,
             Err(e) => render_error(&e, ctx.revision),
         }
     }

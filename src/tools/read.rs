@@ -230,11 +230,11 @@ fn attachment_untrusted() -> Value {
 
 // ---- helpers ----
 
-fn addr_json(list: &[Address]) -> Value {
+pub(super) fn addr_json(list: &[Address]) -> Value {
     Value::Array(list.iter().map(|a| json!({"name": a.name, "email": a.email})).collect())
 }
 
-fn addr_text(list: &[Address]) -> String {
+pub(super) fn addr_text(list: &[Address]) -> String {
     list.iter()
         .map(|a| match &a.name {
             Some(n) if !n.is_empty() => format!("{} <{}>", content::snippet(n, LINE_MAX), a.email),
@@ -244,18 +244,18 @@ fn addr_text(list: &[Address]) -> String {
         .join(", ")
 }
 
-fn opt_text(s: &Option<String>) -> &str {
+pub(super) fn opt_text(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("")
 }
 
-fn no_progress(_: u64, _: Option<u64>) {}
+pub(super) fn no_progress(_: u64, _: Option<u64>) {}
 
-fn content_limits(reg: &Registry, max_body_chars: Option<usize>) -> content::Limits {
+pub(super) fn content_limits(reg: &Registry, max_body_chars: Option<usize>) -> content::Limits {
     content::Limits { max_body_chars: max_body_chars.unwrap_or(reg.limits().max_body_chars), ..content::Limits::default() }
 }
 
 /// Parses an id argument and checks it belongs to a configured account this tool may use.
-fn resolve_id<'r>(
+pub(super) fn resolve_id<'r>(
     reg: &'r Registry,
     tool: &str,
     args: &mut Args,
@@ -268,7 +268,7 @@ fn resolve_id<'r>(
     Ok((r, client, folder))
 }
 
-fn summary_parts(
+pub(super) fn summary_parts(
     account: &str,
     folder: &str,
     uidvalidity: u32,
@@ -298,11 +298,11 @@ fn summary_parts(
 }
 
 /// Flags as the agent sees them: `\Recent` is per-session noise and is left out.
-fn visible_flags(flags: &[String]) -> Vec<String> {
+pub(super) fn visible_flags(flags: &[String]) -> Vec<String> {
     flags.iter().filter(|f| !f.eq_ignore_ascii_case("\\Recent")).cloned().collect()
 }
 
-fn flags_text(flags: &[String]) -> String {
+pub(super) fn flags_text(flags: &[String]) -> String {
     if flags.is_empty() {
         "-".into()
     } else {
