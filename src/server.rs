@@ -638,9 +638,10 @@ mod tests {
     fn a_panicking_tool_becomes_an_internal_error_and_serving_goes_on() {
         let (msgs, _) = run(Limits::default(), |tx| {
             tx.send(call(1, "panic")).unwrap();
-            thread::sleep(Duration::from_millis(100));
+            // Generous: with RUST_BACKTRACE=1 the default hook spends a while symbolizing.
+            thread::sleep(Duration::from_millis(1000));
             tx.send(call(2, "echo")).unwrap();
-            thread::sleep(Duration::from_millis(100));
+            thread::sleep(Duration::from_millis(300));
         });
         let by_id = |id: u64| msgs.iter().find(|m| m["id"] == json!(id)).cloned().unwrap();
         assert_eq!(by_id(1)["error"]["code"], json!(rpc::INTERNAL_ERROR));

@@ -1,1 +1,0 @@
-//! Tamper-evident audit log (being written).
