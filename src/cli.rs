@@ -17,6 +17,7 @@ USAGE:
     mailmoat [serve] [--config PATH]     serve MCP over stdin/stdout (the default)
     mailmoat check [--config PATH]       validate the config, log in to every account, print a report
     mailmoat --dry-run [--config PATH]   same as check
+    mailmoat audit verify [PATH]         check the audit log's hash chain (default: [audit] path)
     mailmoat --version                   print the version
     mailmoat --help                      print this help
 
@@ -25,7 +26,8 @@ OPTIONS:
                      $XDG_CONFIG_HOME/mailmoat/config.toml (~/.config/mailmoat/config.toml)
 
 EXIT STATUS:
-    0 success; 1 check found a failing account; 2 usage or configuration error
+    0 success; 1 check found a failing account, or audit verify found a broken chain;
+    2 usage or configuration error (or an unreadable audit log)
 
 Secrets are never printed. Diagnostics go to stderr; in serve mode stdout carries only MCP.
 ";
@@ -33,6 +35,7 @@ Secrets are never printed. Diagnostics go to stderr; in serve mode stdout carrie
 enum Command {
     Serve,
     Check,
+    AuditVerify(Option<PathBuf>),
     Help,
     Version,
 }
@@ -57,6 +60,21 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, String> {
         };
         match s {
             "serve" => set(Command::Serve, &mut command)?,
+            "audit" => {
+                match it.next().as_ref().and_then(|a| a.to_str()) {
+                    Some("verify") => {}
+                    _ => return Err("usage: mailmoat audit verify [PATH]".into()),
+                }
+                let path = match it.next() {
+                    Some(p) if p.to_str() == Some("--config") => {
+                        config = it.next().map(PathBuf::from);
+                        None
+                    }
+                    Some(p) => Some(PathBuf::from(p)),
+                    None => None,
+                };
+                set(Command::AuditVerify(path), &mut command)?;
+            }
             "check" | "--dry-run" => set(Command::Check, &mut command)?,
             "--help" | "-h" | "help" => return Ok(Cli { command: Command::Help, config }),
             "--version" | "-V" => return Ok(Cli { command: Command::Version, config }),
@@ -98,6 +116,15 @@ pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
             Ok(cfg) => check(&cfg),
             Err(code) => code,
         },
+        Command::AuditVerify(path) => {
+            // PATH, else the configured log (when a config loads), else the default location.
+            let path = path.or_else(|| {
+                cli.config.or_else(config::default_path).and_then(|p| Config::load(&p).ok()).and_then(|c| c.audit.resolved_path())
+            });
+            let (text, code) = crate::audit::verify_cli(path.as_deref());
+            print!("{text}");
+            code
+        }
     }
 }
 
@@ -121,10 +148,32 @@ fn load(path: Option<PathBuf>) -> Result<Config, i32> {
 }
 
 fn serve(cfg: Config) -> i32 {
-    let registry = Registry::new(Arc::new(cfg));
+    let audit = match cfg.audit.open() {
+        Ok(log) => log.map(Arc::new),
+        Err(e) => {
+            eprintln!("mailmoat: cannot open the audit log: {e} (set [audit] path, or enabled = false to run without one)");
+            return 2;
+        }
+    };
+    if let Some(log) = &audit {
+        use crate::audit::{Event, Record};
+        let loaded = format!("config {} posture {} accounts {}", cfg.path.display(), cfg.posture.as_str(), cfg.accounts.len());
+        let started = log
+            .append(Record::new(Event::Startup).detail(format!("mailmoat {}", server::SERVER_VERSION)))
+            .and_then(|_| log.append(Record::new(Event::ConfigLoaded).detail(loaded)));
+        if let Err(e) = started {
+            eprintln!("mailmoat: cannot write the audit log: {e}");
+            return 2;
+        }
+    }
+    let registry = Registry::with_audit(Arc::new(cfg), audit.clone());
     let (out, writer) = rpc::spawn_writer(std::io::stdout());
     let stdin = std::io::stdin();
     server::serve(registry, stdin.lock(), out.clone());
+    if let Some(log) = &audit {
+        use crate::audit::{Event, Record};
+        let _ = log.append_durable(Record::new(Event::Shutdown).detail("stdin closed"));
+    }
     out.shutdown();
     // The writer may be stuck on a client that stopped reading; never wait for it long.
     let (done_tx, done_rx) = std::sync::mpsc::channel();

@@ -262,6 +262,9 @@ pub struct Config {
     pub accounts: BTreeMap<String, Account>,
     pub limits: Limits,
     pub confirm: Confirm,
+    pub audit: crate::audit::AuditConfig,
+    pub rate_limits: crate::ratelimit::RateConfig,
+    pub circuit_breaker: crate::ratelimit::BreakerConfig,
 }
 
 /// A configuration problem, naming the file and, when known, the line.
@@ -297,6 +300,12 @@ struct RawConfig {
     #[serde(default)]
     limits: Limits,
     confirm: Option<Confirm>,
+    #[serde(default)]
+    audit: crate::audit::AuditConfig,
+    #[serde(default)]
+    rate_limits: crate::ratelimit::RateConfig,
+    #[serde(default)]
+    circuit_breaker: crate::ratelimit::BreakerConfig,
 }
 
 #[derive(Deserialize)]
@@ -434,6 +443,9 @@ impl Config {
             }
         }
         raw.limits.validate().map_err(|m| err(line_of_key("[limits]"), m))?;
+        raw.audit.validate().map_err(|m| err(line_of_key("[audit]"), m))?;
+        raw.rate_limits.validate(KNOWN_TOOLS).map_err(|m| err(line_of_key("[rate_limits"), m))?;
+        raw.circuit_breaker.validate().map_err(|m| err(line_of_key("[circuit_breaker]"), m))?;
         if let Some(ws) = &raw.workspace {
             if !ws.is_absolute() {
                 return Err(err(line_of_key("workspace"), "workspace must be an absolute path".into()));
@@ -457,6 +469,9 @@ impl Config {
             accounts,
             limits: raw.limits,
             confirm: raw.confirm.unwrap_or(Confirm::Auto),
+            audit: raw.audit,
+            rate_limits: raw.rate_limits,
+            circuit_breaker: raw.circuit_breaker,
         })
     }
 }

@@ -111,6 +111,8 @@ impl Revision {
 #[derive(Clone, Debug)]
 struct LegacySession {
     revision: Revision,
+    /// `clientInfo` {name, version} from initialize.
+    client: Option<(String, String)>,
     /// The client declared `elicitation` (and the revision has it).
     can_elicit: bool,
 }
@@ -141,6 +143,7 @@ struct Job {
     can_elicit: bool,
     request_state: Option<String>,
     input_responses: Option<Value>,
+    client: Option<(String, String)>,
 }
 
 /// Runs the server over the given input until EOF. Output goes through `out`.
@@ -315,7 +318,8 @@ fn initialize(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
     };
     let can_elicit =
         revision.has_elicitation() && params.get("capabilities").and_then(|c| c.get("elicitation")).is_some_and(Value::is_object);
-    *shared.legacy.lock().unwrap_or_else(|e| e.into_inner()) = Some(LegacySession { revision, can_elicit });
+    let client = client_info(params.get("clientInfo"));
+    *shared.legacy.lock().unwrap_or_else(|e| e.into_inner()) = Some(LegacySession { revision, client, can_elicit });
     let mut info = server_info();
     if revision < Revision::V2025_06_18 {
         info.as_object_mut().map(|o| o.remove("title"));
@@ -376,10 +380,15 @@ fn enqueue_call(shared: &Arc<Shared>, id: &Value, params: Value, revision: Revis
     } else {
         (None, None)
     };
+    let client = if revision.is_modern() {
+        client_info(p.get("_meta").and_then(|m| m.get("io.modelcontextprotocol/clientInfo")))
+    } else {
+        shared.legacy.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|l| l.client.clone())
+    };
     let cancel = CancelToken::default();
     let key = id.to_string();
     shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), cancel.clone());
-    let job = Job { id: id.clone(), name, arguments, revision, progress_token, cancel, can_elicit, request_state, input_responses };
+    let job = Job { id: id.clone(), name, arguments, revision, progress_token, cancel, can_elicit, request_state, input_responses, client };
     match queue.try_send(job) {
         Ok(()) => Ok(()),
         Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -447,6 +456,8 @@ fn run_job(shared: &Shared, job: Job) {
         request_state: job.request_state.as_deref(),
         input_responses: job.input_responses.as_ref(),
         elicit: &elicit,
+        request_id: &job.id,
+        client: job.client.as_ref().map(|(n, v)| (n.as_str(), v.as_str())),
     };
     let result = catch_unwind(AssertUnwindSafe(|| shared.registry.call(&job.name, &job.arguments, &ctx)));
     let cancelled = job.cancel.is_cancelled();
@@ -467,6 +478,14 @@ fn run_job(shared: &Shared, job: Job) {
         ),
     };
     shared.out.send(reply);
+}
+
+/// `{name, version}` of an Implementation object, bounded and cleaned.
+fn client_info(v: Option<&Value>) -> Option<(String, String)> {
+    let v = v?;
+    let name = clip(v.get("name")?.as_str()?, 100);
+    let version = clip(v.get("version").and_then(Value::as_str).unwrap_or(""), 50);
+    Some((name, version))
 }
 
 /// Legacy era: asks the client (and so the human) through `elicitation/create` and waits.

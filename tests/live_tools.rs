@@ -423,3 +423,40 @@ fn large_folder_search_and_paging() {
     assert_eq!(ok(&r)["meta"]["total"], json!(1));
     eprintln!("search by subject: {:?}", t.elapsed());
 }
+
+#[test]
+fn every_call_is_audited_in_an_intact_chain_without_subjects_or_secrets() {
+    let e = env(&Seed::Standard, "readonly");
+    let log = e.dc.dir.join("audit.jsonl");
+    {
+        let mut c = e.client(MODERN);
+        let id = id_by_subject(&mut c, "INBOX", dc::BASE64_BODY_SUBJECT);
+        ok(&c.call("fetch_message", json!({"id": id})));
+        let r = c.call("search", json!({"subject": "CANARY-subject-in-args"}));
+        ok(&r);
+        c.close_stdin();
+        c.wait_exit(Duration::from_secs(5)).expect("exits");
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<&str> = records.iter().map(|r| r["event"].as_str().unwrap()).collect();
+    assert_eq!(events.first(), Some(&"startup"));
+    assert_eq!(events.last(), Some(&"shutdown"));
+    assert_eq!(events.iter().filter(|e| **e == "tool_call").count(), 3, "{events:?}");
+    assert_eq!(events.iter().filter(|e| **e == "tool_result").count(), 3, "{events:?}");
+    let fetch = records.iter().find(|r| r["event"] == "tool_call" && r["tool"] == "fetch_message").unwrap();
+    assert_eq!(fetch["account"], json!("test"));
+    assert_eq!(fetch["client"]["name"], json!("mailmoat-tests"));
+    assert!(!text.contains("CANARY-subject-in-args"), "subjects are only stored as a keyed digest");
+    assert!(!text.contains(&e.dc.password));
+    assert!(!text.contains(dc::BASE64_BODY_SNIPPET), "bodies never reach the audit log");
+    let out = Command::new(mcp::bin()).args(["audit", "verify"]).arg(&log).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains(&format!("{} records", records.len())), "{report}");
+    // Editing one record breaks the chain, and verify names the line.
+    let tampered = text.replacen("\"fetch_message\"", "\"fetch_messagX\"", 1);
+    std::fs::write(&log, tampered).unwrap();
+    let out = Command::new(mcp::bin()).args(["audit", "verify"]).arg(&log).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -19,7 +19,8 @@ fn config(extra_global: &str, account_extra: &str) -> (PathBuf, tempdir::Dir) {
     std::fs::write(
         &path,
         format!(
-            "{extra_global}\n[accounts.test]\nemail = \"alice@example.test\"\n{account_extra}\n[accounts.test.imap]\nhost = \"127.0.0.1\"\nport = 1\nusername = \"alice\"\npassword = {{ env = \"MAILMOAT_TEST_PW\" }}\n"
+            "{extra_global}\n[audit]\npath = \"{}\"\n[accounts.test]\nemail = \"alice@example.test\"\n{account_extra}\n[accounts.test.imap]\nhost = \"127.0.0.1\"\nport = 1\nusername = \"alice\"\npassword = {{ env = \"MAILMOAT_TEST_PW\" }}\n",
+            dir.path.join("audit.jsonl").display()
         ),
     )
     .unwrap();
@@ -206,7 +207,7 @@ fn stalled_config(port: u16) -> (PathBuf, tempdir::Dir) {
     let cfg = dir.path.join("config.toml");
     std::fs::write(
         &cfg,
-        format!("[accounts.stall]\nemail = \"a@example.test\"\n[accounts.stall.imap]\nhost = \"127.0.0.1\"\nport = {port}\nusername = \"a\"\npassword = {{ env = \"P\" }}\n"),
+        format!("[audit]\npath = \"{}\"\n[accounts.stall]\nemail = \"a@example.test\"\n[accounts.stall.imap]\nhost = \"127.0.0.1\"\nport = {port}\nusername = \"a\"\npassword = {{ env = \"P\" }}\n", dir.path.join("audit.jsonl").display()),
     )
     .unwrap();
     (cfg, dir)
@@ -318,4 +319,36 @@ fn cancellation_suppresses_the_response_and_the_server_keeps_serving() {
     let later = c.drain(Duration::from_millis(1500));
     assert!(later.iter().all(|m| m.get("id") != Some(&json!(77))), "{later:?}");
     assert!(c.notifications.iter().all(|m| m.get("id") != Some(&json!(77))));
+}
+
+#[test]
+fn rate_limits_answer_with_retry_after() {
+    let (cfg, _d) = config("[rate_limits]\nread_burst = 3\nread_per_second = 0.01", "");
+    let mut c = Client::spawn(&cfg, MODERN, &[]);
+    for _ in 0..3 {
+        assert_eq!(c.call("list_accounts", json!({}))["isError"], json!(false));
+    }
+    let r = c.call("list_accounts", json!({}));
+    assert_eq!(mcp::error_code(&r).as_deref(), Some("rate_limited"), "{r}");
+    let retry = r["structuredContent"]["error"]["retry_after_ms"].as_u64().unwrap();
+    assert!((90_000..=100_000).contains(&retry), "{retry}");
+    assert!(mcp::text(&r).contains("rate_limits.read_burst") || mcp::text(&r).contains("rate_limits.read"), "{r}");
+    // Other tools have their own bucket.
+    assert_eq!(mcp::error_code(&c.call("search", json!({"limit": 0}))).as_deref(), Some("invalid_argument"));
+}
+
+#[test]
+fn the_circuit_opens_after_repeated_connection_failures() {
+    let (cfg, _d) = config("[circuit_breaker]\nfailures = 2\nopen_ms = 60000", "");
+    let mut c = Client::spawn(&cfg, MODERN, &[("MAILMOAT_TEST_PW", "x")]);
+    for _ in 0..2 {
+        assert_eq!(mcp::error_code(&c.call("list_folders", json!({}))).as_deref(), Some("connect_failed"));
+    }
+    let start = Instant::now();
+    let r = c.call("list_folders", json!({}));
+    assert_eq!(mcp::error_code(&r).as_deref(), Some("circuit_open"), "{r}");
+    assert!(r["structuredContent"]["error"]["retry_after_ms"].as_u64().unwrap() > 50_000);
+    assert!(start.elapsed() < Duration::from_millis(500), "fails fast");
+    // list_accounts needs no server, so an open circuit does not block it.
+    assert_eq!(c.call("list_accounts", json!({}))["isError"], json!(false));
 }

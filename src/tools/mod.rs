@@ -6,6 +6,7 @@
 mod args;
 pub mod confirm;
 mod defs;
+mod guard;
 pub mod ids;
 mod read;
 
@@ -36,6 +37,10 @@ pub struct CallCtx<'a> {
     pub input_responses: Option<&'a Value>,
     /// Legacy era: sends `elicitation/create` with these params and waits for the client's result.
     pub elicit: &'a (dyn Fn(Value) -> Result<Value, String> + Sync),
+    /// The JSON-RPC id of the call (for the audit log).
+    pub request_id: &'a Value,
+    /// The client's name and version, when it said (initialize, or `_meta` clientInfo).
+    pub client: Option<(&'a str, &'a str)>,
 }
 
 /// A tool failure, reported as an `isError` result with a stable code.
@@ -46,16 +51,18 @@ pub struct ToolError {
     pub message: String,
     /// A complete result to answer with instead (a confirmation request); not a failure.
     pub ready: Option<Value>,
+    /// For `rate_limited` and `circuit_open`: when a retry may succeed.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ToolError {
     pub fn new(code: &'static str, message: impl Into<String>) -> ToolError {
-        ToolError { code, message: message.into(), ready: None }
+        ToolError { code, message: message.into(), ready: None, retry_after_ms: None }
     }
 
     /// Stops the tool and answers with `result` as it is (used by the confirmation gate).
     pub fn respond(result: Value) -> ToolError {
-        ToolError { code: "respond", message: String::new(), ready: Some(result) }
+        ToolError { code: "respond", message: String::new(), ready: Some(result), retry_after_ms: None }
     }
     pub fn invalid(message: impl Into<String>) -> ToolError {
         ToolError::new("invalid_argument", message)
@@ -139,14 +146,27 @@ pub struct Registry {
     limits: Arc<Limits>,
     tools: Vec<ToolDef>,
     clients: BTreeMap<String, ImapClient>,
+    guard: guard::Guard,
 }
 
 impl Registry {
+    /// Builds the registry without an audit log (tests, `check`).
     pub fn new(config: Arc<Config>) -> Registry {
+        Registry::with_audit(config, None)
+    }
+
+    /// Builds the registry; every tool call is recorded in `audit` when given.
+    pub fn with_audit(config: Arc<Config>, audit: Option<Arc<crate::audit::AuditLog>>) -> Registry {
         let limits = Arc::new(config.limits.clone());
         let clients =
             config.accounts.iter().map(|(name, acc)| (name.clone(), ImapClient::new(Arc::new(acc.clone()), Arc::clone(&limits)))).collect();
-        Registry { config, limits, tools: all_tools(), clients }
+        let guard = guard::Guard::new(&config, audit);
+        Registry { config, limits, tools: all_tools(), clients, guard }
+    }
+
+    /// The audit log, if one is open.
+    pub fn audit(&self) -> Option<&crate::audit::AuditLog> {
+        self.guard.audit()
     }
 
     pub fn limits(&self) -> &Limits {
@@ -222,7 +242,13 @@ impl Registry {
                 ctx.revision,
             );
         }
-        let outcome = Args::new(arguments).and_then(|args| (def.handler)(self, ctx, args));
+        let started = std::time::Instant::now();
+        let call = guard::CallInfo::new(self, name, arguments, ctx);
+        let outcome = match self.guard.before(&call) {
+            Err(e) => Err(e),
+            Ok(()) => Args::new(arguments).and_then(|args| (def.handler)(self, ctx, args)),
+        };
+        self.guard.after(&call, &outcome, started.elapsed());
         match outcome {
             Ok(out) => render_output(out, ctx.revision),
             Err(ToolError { ready: Some(result), .. }) => result,
@@ -303,6 +329,9 @@ fn render_error(e: &ToolError, revision: Revision) -> Value {
     let mut result = json!({"content": [{"type": "text", "text": format!("error {}: {}", e.code, e.message)}], "isError": true});
     if revision.has_structured() {
         result["structuredContent"] = json!({"error": {"code": e.code, "message": e.message}});
+        if let Some(ms) = e.retry_after_ms {
+            result["structuredContent"]["error"]["retry_after_ms"] = json!(ms);
+        }
     }
     result
 }

@@ -620,13 +620,17 @@ impl Dovecot {
              tls = \"implicit\"\n\
              username = {email}\n\
              password = {{ file = {pw} }}\n\
-             ca_file = {ca}\n",
+             ca_file = {ca}\n\
+             \n\
+             [audit]\n\
+             path = {audit}\n",
             posture = toml_str(posture),
             workspace = toml_str(&self.dir.join("workspace").to_string_lossy()),
             email = toml_str(USER),
             port = self.imaps_port,
             pw = toml_str(&self.password_file.to_string_lossy()),
             ca = toml_str(&self.ca.ca_pem.to_string_lossy()),
+            audit = toml_str(&self.dir.join("audit.jsonl").to_string_lossy()),
         )
     }
 

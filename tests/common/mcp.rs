@@ -33,6 +33,10 @@ pub struct Client {
     pub notifications: Vec<Value>,
     /// Output schemas from tools/list, to validate every structuredContent against.
     pub output_schemas: std::collections::HashMap<String, Value>,
+    /// How to answer the server's `elicitation/create` requests (the `result` object); None leaves them unanswered.
+    pub elicitation_answer: Option<Value>,
+    /// The elicitation requests the server sent.
+    pub elicitations: Vec<Value>,
 }
 
 impl Client {
@@ -78,6 +82,8 @@ impl Client {
             transcript: Vec::new(),
             notifications: Vec::new(),
             output_schemas: std::collections::HashMap::new(),
+            elicitation_answer: None,
+            elicitations: Vec::new(),
         }
     }
 
@@ -159,15 +165,27 @@ impl Client {
             if v.get("id") == Some(id) && v.get("method").is_none() {
                 return v;
             }
+            if v["method"] == "elicitation/create" && v.get("id").is_some() {
+                self.elicitations.push(v.clone());
+                if let Some(answer) = self.elicitation_answer.clone() {
+                    self.send(&json!({"jsonrpc": "2.0", "id": v["id"], "result": answer}));
+                }
+                continue;
+            }
             self.notifications.push(v);
         }
     }
 
     /// Legacy handshake.
     pub fn initialize(&mut self) -> Value {
+        self.initialize_with(json!({}))
+    }
+
+    /// Legacy handshake declaring these client capabilities.
+    pub fn initialize_with(&mut self, capabilities: Value) -> Value {
         let r = self.request(
             "initialize",
-            json!({"protocolVersion": self.revision, "capabilities": {}, "clientInfo": {"name": "mailmoat-tests", "version": "0"}}),
+            json!({"protocolVersion": self.revision, "capabilities": capabilities, "clientInfo": {"name": "mailmoat-tests", "version": "0"}}),
         );
         self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
         r
