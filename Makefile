@@ -1,7 +1,11 @@
 # mailmoat — the two commands a newcomer needs are `make demo` and `make test`.
 CARGO ?= cargo
+MUSL_TARGET := x86_64-unknown-linux-musl
+ADVISORY_DB ?= ../shared/advisory-db
+FUZZ_SECONDS ?= 60
+N ?= 20000
 
-.PHONY: all build release test lint unit demo test-large fmt clean
+.PHONY: all build release static test lint unit demo test-large bench deps deny vet supply-chain fuzz fmt clean
 
 all: build
 
@@ -29,6 +33,44 @@ demo:
 ## Opt-in: search and page a 100,000-message folder.
 test-large:
 	MAILMOAT_LARGE=100000 $(CARGO) test --release --test live_tools -- --ignored --nocapture large_
+
+## A static binary (musl, vendored OpenSSL). Needs musl-tools and the musl target (rustup target add).
+static:
+	$(CARGO) build --release --target $(MUSL_TARGET)
+	@ldd target/$(MUSL_TARGET)/release/mailmoat 2>&1 | grep -q "statically linked\|not a dynamic executable" \
+		|| (echo "not static:"; ldd target/$(MUSL_TARGET)/release/mailmoat; exit 1)
+	@ls -l target/$(MUSL_TARGET)/release/mailmoat
+
+## gnu and musl release binaries with SHA-256 checksums in dist/.
+release: build static
+	mkdir -p dist
+	cp target/release/mailmoat dist/mailmoat-x86_64-linux-gnu
+	cp target/$(MUSL_TARGET)/release/mailmoat dist/mailmoat-x86_64-linux-musl
+	cd dist && sha256sum mailmoat-x86_64-linux-gnu mailmoat-x86_64-linux-musl > SHA256SUMS && cat SHA256SUMS
+
+## Benchmarks (not timed tests): sanitizer throughput, and mailmoat against raw IMAP on N messages.
+bench:
+	$(CARGO) run --release --example bench_sanitizer
+
+## Dependency report: unique crates in the normal+build graph and lines of dependency code.
+deps:
+	@echo "unique crates (normal + build, this platform):"
+	@$(CARGO) tree --prefix none -e normal,build --target x86_64-unknown-linux-gnu | sed 's/ (.*//;s/ (\*)//' | sort -u | grep -v '^mailmoat ' | wc -l
+	@echo "unique crates (normal + build, musl static build):"
+	@$(CARGO) tree --prefix none -e normal,build --target $(MUSL_TARGET) | sed 's/ (.*//;s/ (\*)//' | sort -u | grep -v '^mailmoat ' | wc -l
+
+## Licenses, bans, sources, and advisories checked offline against $(ADVISORY_DB).
+deny:
+	mkdir -p target/advisory-dbs
+	rm -rf target/advisory-dbs/advisory-db-3157b0e258782691
+	cp -r $(ADVISORY_DB) target/advisory-dbs/advisory-db-3157b0e258782691
+	$(CARGO) deny --offline check
+
+## cargo-vet against the store in audit/, offline.
+vet:
+	$(CARGO) vet --locked
+
+supply-chain: deny vet
 
 fmt:
 	$(CARGO) fmt
