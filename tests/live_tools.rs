@@ -263,6 +263,7 @@ fn fetch_thread_walks_references() {
     let sc = ok(&r["result"]);
     assert_eq!(sc["meta"]["count"], json!(6));
     assert_eq!(sc["meta"]["complete"], json!(true));
+    assert_eq!(sc["meta"]["method"], json!("server-thread"), "Dovecot has THREAD=REFERENCES");
     let ids: BTreeSet<String> =
         sc["untrusted"]["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap().to_string()).collect();
     let want: BTreeSet<String> = dc::THREAD_IDS.iter().chain([&dc::THREAD_LOOSE_REPLY_ID]).map(|s| s.to_string()).collect();
@@ -459,4 +460,22 @@ fn every_call_is_audited_in_an_intact_chain_without_subjects_or_secrets() {
     std::fs::write(&log, tampered).unwrap();
     let out = Command::new(mcp::bin()).args(["audit", "verify"]).arg(&log).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn fetch_thread_walks_references_when_the_server_cannot_thread() {
+    let dc = Dovecot::start_with(&Seed::Standard, "imap_capability = IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE SORT UIDPLUS MOVE SPECIAL-USE NAMESPACE");
+    let config = dc.dir.join("mailmoat.toml");
+    dc.write_mailmoat_config(&config, "readonly");
+    let e = Env { dc, config };
+    let mut c = e.client(MODERN);
+    let r = c.call("search", json!({"header": {"name": "Message-ID", "value": dc::THREAD_IDS[3]}}));
+    let id = ok(&r)["meta"]["messages"][0]["id"].as_str().unwrap().to_string();
+    let r = c.call("fetch_thread", json!({"id": id}));
+    let sc = ok(&r);
+    assert_eq!(sc["meta"]["method"], json!("references-walk"));
+    assert_eq!(sc["meta"]["count"], json!(6));
+    let r = c.call("fetch_thread", json!({"id": id, "max_messages": 3}));
+    assert_eq!(ok(&r)["meta"]["count"], json!(3));
+    assert_eq!(ok(&r)["meta"]["complete"], json!(false));
 }

@@ -588,6 +588,297 @@ pub(crate) fn message_fetch_command(uid: u32, max_bytes: u64) -> String {
     format!("UID FETCH {uid} (UID FLAGS RFC822.SIZE BODY.PEEK[]<0.{n}>)")
 }
 
+// ---- write commands ----
+
+/// Longest keyword (user flag) a caller may set or clear, in bytes.
+pub const MAX_KEYWORD_BYTES: usize = 200;
+/// Deepest body part number accepted by `fetch_part` (`1.2.3` has three levels).
+pub const MAX_SECTION_LEVELS: usize = 20;
+
+/// A flag a caller may set or clear: one of the system flags, or a keyword.
+///
+/// `\Recent` is not here: the server manages it and RFC 3501 forbids storing it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Flag {
+    Seen,
+    Flagged,
+    Answered,
+    Deleted,
+    Draft,
+    /// An IMAP atom without `\` and without specials, at most [`MAX_KEYWORD_BYTES`] bytes
+    /// (`$PendingReview`, `$Label1`, `todo`).
+    Keyword(String),
+}
+
+impl Flag {
+    /// Parses `\Seen`, `\Flagged`, `\Answered`, `\Deleted`, `\Draft` (any letter case) or a
+    /// keyword atom.
+    pub fn parse(s: &str) -> Result<Flag, ArgError> {
+        Flag::parse_as("flags", s)
+    }
+
+    pub(crate) fn parse_as(field: &'static str, s: &str) -> Result<Flag, ArgError> {
+        if let Some(reason) = line_break_or_nul(s) {
+            return Err(ArgError::new(field, reason));
+        }
+        if let Some(name) = s.strip_prefix('\\') {
+            const SYSTEM: [(&str, Flag); 5] = [
+                ("Seen", Flag::Seen),
+                ("Flagged", Flag::Flagged),
+                ("Answered", Flag::Answered),
+                ("Deleted", Flag::Deleted),
+                ("Draft", Flag::Draft),
+            ];
+            if let Some((_, f)) = SYSTEM.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                return Ok(f.clone());
+            }
+            if name.eq_ignore_ascii_case("Recent") {
+                return Err(ArgError::new(field, "\\Recent is managed by the server and cannot be set or cleared"));
+            }
+            return Err(ArgError::new(
+                field,
+                format!(
+                    "`{}` is not a system flag (\\Seen, \\Flagged, \\Answered, \\Deleted, \\Draft); keywords do not start with '\\'",
+                    s.escape_debug()
+                ),
+            ));
+        }
+        check_keyword(field, s)?;
+        if s.len() > MAX_KEYWORD_BYTES {
+            return Err(ArgError::new(field, format!("keyword is longer than {MAX_KEYWORD_BYTES} bytes")));
+        }
+        Ok(Flag::Keyword(s.to_string()))
+    }
+
+    /// The flag as it goes on the wire (`\Seen`, `$PendingReview`).
+    pub fn as_imap(&self) -> String {
+        match self {
+            Flag::Seen => "\\Seen".to_string(),
+            Flag::Flagged => "\\Flagged".to_string(),
+            Flag::Answered => "\\Answered".to_string(),
+            Flag::Deleted => "\\Deleted".to_string(),
+            Flag::Draft => "\\Draft".to_string(),
+            Flag::Keyword(k) => k.clone(),
+        }
+    }
+
+    /// Keywords compare case-insensitively (RFC 3501 §2.3.2), so `$label` and `$Label` are one.
+    pub(crate) fn same(&self, other: &Flag) -> bool {
+        self.as_imap().eq_ignore_ascii_case(&other.as_imap())
+    }
+}
+
+impl fmt::Display for Flag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_imap())
+    }
+}
+
+/// Re-checks flags built by hand (`Flag::Keyword` is a public variant): every keyword must be
+/// one [`Flag::parse`] would accept.
+pub(crate) fn check_flags(flags: &[Flag]) -> Result<(), ArgError> {
+    for f in flags {
+        if let Flag::Keyword(k) = f {
+            if !matches!(Flag::parse(k)?, Flag::Keyword(_)) {
+                return Err(ArgError::new("flags", format!("`{}` is a system flag, not a keyword", k.escape_debug())));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A message to APPEND: not empty, at most `max` bytes (`limits.max_send_bytes`), no NUL
+/// (not allowed in an IMAP literal without the BINARY extension).
+pub(crate) fn check_message(raw: &[u8], max: u64) -> Result<(), ArgError> {
+    const FIELD: &str = "message";
+    if raw.is_empty() {
+        return Err(ArgError::new(FIELD, "is empty"));
+    }
+    if raw.len() as u64 > max {
+        return Err(ArgError::new(FIELD, format!("is {} bytes, more than limits.max_send_bytes ({max})", raw.len())));
+    }
+    if raw.contains(&0) {
+        return Err(ArgError::new(FIELD, "contains a NUL byte"));
+    }
+    Ok(())
+}
+
+/// Refuses a flag that is both added and removed in one call.
+pub(crate) fn check_flag_sets(add: &[Flag], remove: &[Flag]) -> Result<(), ArgError> {
+    if let Some(f) = add.iter().find(|a| remove.iter().any(|r| r.same(a))) {
+        return Err(ArgError::new("flags", format!("{f} is both added and removed")));
+    }
+    Ok(())
+}
+
+/// `(\Seen $Label1)`, duplicates (by IMAP's case rules) removed.
+fn flag_list(flags: &[Flag]) -> String {
+    let mut seen: Vec<&Flag> = Vec::with_capacity(flags.len());
+    for f in flags {
+        if !seen.iter().any(|s| s.same(f)) {
+            seen.push(f);
+        }
+    }
+    let parts: Vec<String> = seen.iter().map(|f| f.as_imap()).collect();
+    format!("({})", parts.join(" "))
+}
+
+/// The UIDs of one write: at least one, at most `max`, none zero. Returns the compact set.
+pub(crate) fn write_uid_set(uids: &[u32], max: usize) -> Result<String, ArgError> {
+    if uids.is_empty() {
+        return Err(ArgError::new("uids", "must name at least one message"));
+    }
+    let mut distinct = uids.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() > max {
+        return Err(ArgError::new("uids", format!("more than {max} messages in one call (limits.max_batch)")));
+    }
+    uid_set("uids", &distinct)
+}
+
+/// A Gmail label for `X-GM-LABELS`: a quoted modified UTF-7 string, or a system label atom
+/// (`\Important`, `\Starred`, `\Inbox`, ...) when it starts with `\`.
+pub(crate) fn gmail_label(s: &str) -> Result<String, ArgError> {
+    const FIELD: &str = "labels";
+    if let Some(reason) = line_break_or_nul(s) {
+        return Err(ArgError::new(FIELD, reason));
+    }
+    if s.trim().is_empty() {
+        return Err(ArgError::new(FIELD, "must not be empty"));
+    }
+    if s.len() > MAX_MAILBOX_NAME_BYTES {
+        return Err(ArgError::new(FIELD, format!("label is longer than {MAX_MAILBOX_NAME_BYTES} bytes")));
+    }
+    if s.chars().any(|c| c.is_control()) {
+        return Err(ArgError::new(FIELD, "contains a control character"));
+    }
+    if let Some(name) = s.strip_prefix('\\') {
+        if name.is_empty() || name.len() > 30 || !name.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(ArgError::new(FIELD, "a label starting with '\\' must be a Gmail system label such as \\Important"));
+        }
+        return Ok(s.to_string());
+    }
+    Ok(quote_ascii(&encode_mutf7(s)))
+}
+
+/// Checks a body part number (`1`, `2.1.3`): dot-separated non-zero numbers without leading
+/// zeros, at most [`MAX_SECTION_LEVELS`] levels. Returns the numbers.
+pub(crate) fn check_section(s: &str) -> Result<Vec<u32>, ArgError> {
+    const FIELD: &str = "part";
+    if let Some(reason) = line_break_or_nul(s) {
+        return Err(ArgError::new(FIELD, reason));
+    }
+    let bad = || ArgError::new(FIELD, format!("`{}` is not a part number like 1 or 2.1.3", s.escape_debug()));
+    let levels: Vec<&str> = s.split('.').collect();
+    if levels.len() > MAX_SECTION_LEVELS {
+        return Err(ArgError::new(FIELD, format!("more than {MAX_SECTION_LEVELS} levels")));
+    }
+    let mut out = Vec::with_capacity(levels.len());
+    for l in levels {
+        if l.is_empty() || l.len() > 9 || !l.bytes().all(|b| b.is_ascii_digit()) || l.starts_with('0') {
+            return Err(bad());
+        }
+        out.push(l.parse().map_err(|_| bad())?);
+    }
+    Ok(out)
+}
+
+/// `SELECT <mailbox>`: read-write, for the write commands only.
+pub(crate) fn select_command(m: &MailboxName) -> String {
+    format!("SELECT {}", m.encoded())
+}
+
+/// `UID STORE <set> +FLAGS.SILENT (...)` or `-FLAGS.SILENT`.
+pub(crate) fn store_flags_command(set: &str, add: bool, flags: &[Flag]) -> String {
+    let sign = if add { '+' } else { '-' };
+    format!("UID STORE {set} {sign}FLAGS.SILENT {}", flag_list(flags))
+}
+
+/// `UID STORE <set> +X-GM-LABELS.SILENT (...)`; `labels` are already encoded by [`gmail_label`].
+pub(crate) fn store_labels_command(set: &str, add: bool, labels: &[String]) -> String {
+    let sign = if add { '+' } else { '-' };
+    let mut distinct: Vec<&String> = Vec::with_capacity(labels.len());
+    for l in labels {
+        if !distinct.contains(&l) {
+            distinct.push(l);
+        }
+    }
+    let parts: Vec<&str> = distinct.iter().map(|l| l.as_str()).collect();
+    format!("UID STORE {set} {sign}X-GM-LABELS.SILENT ({})", parts.join(" "))
+}
+
+/// `UID FETCH <set> (UID FLAGS)`.
+pub(crate) fn fetch_flags_command(set: &str) -> String {
+    format!("UID FETCH {set} (UID FLAGS)")
+}
+
+/// `UID FETCH <set> (UID X-GM-LABELS)`.
+pub(crate) fn fetch_labels_command(set: &str) -> String {
+    format!("UID FETCH {set} (UID X-GM-LABELS)")
+}
+
+/// `UID MOVE <set> <mailbox>` (RFC 6851).
+pub(crate) fn move_command(set: &str, to: &MailboxName) -> String {
+    format!("UID MOVE {set} {}", to.encoded())
+}
+
+/// `UID COPY <set> <mailbox>`.
+pub(crate) fn copy_command(set: &str, to: &MailboxName) -> String {
+    format!("UID COPY {set} {}", to.encoded())
+}
+
+/// `UID EXPUNGE <set>` (RFC 4315): removes only those of the set that are `\Deleted`.
+pub(crate) fn uid_expunge_command(set: &str) -> String {
+    format!("UID EXPUNGE {set}")
+}
+
+/// `UID SEARCH UID <set>`: which of these UIDs exist.
+pub(crate) fn existing_uids_command(set: &str) -> String {
+    format!("UID SEARCH UID {set}")
+}
+
+pub(crate) fn create_command(m: &MailboxName) -> String {
+    format!("CREATE {}", m.encoded())
+}
+
+pub(crate) fn subscribe_command(m: &MailboxName) -> String {
+    format!("SUBSCRIBE {}", m.encoded())
+}
+
+pub(crate) fn unsubscribe_command(m: &MailboxName) -> String {
+    format!("UNSUBSCRIBE {}", m.encoded())
+}
+
+pub(crate) fn rename_command(from: &MailboxName, to: &MailboxName) -> String {
+    format!("RENAME {} {}", from.encoded(), to.encoded())
+}
+
+pub(crate) fn delete_command(m: &MailboxName) -> String {
+    format!("DELETE {}", m.encoded())
+}
+
+/// The APPEND command up to and including its literal announcement:
+/// `APPEND <mailbox> (<flags>) {<len>+}` (non-synchronizing, RFC 7888) or `{<len>}`.
+/// The caller sends CRLF and the message after it.
+pub(crate) fn append_command(m: &MailboxName, flags: &[Flag], len: usize, non_sync: bool) -> String {
+    let plus = if non_sync { "+" } else { "" };
+    format!("APPEND {} {} {{{len}{plus}}}", m.encoded(), flag_list(flags))
+}
+
+/// Fetches one body part: the first `max + 1` bytes (one more than allowed, so that
+/// truncation is exact), its MIME header (at most `max_header` bytes) and, for part 1, the
+/// message header too (a non-multipart message has no MIME header of its own).
+pub(crate) fn part_fetch_command(uid: u32, section: &str, max: u64, max_header: u64) -> String {
+    let n = max.saturating_add(1).clamp(1, u64::from(u32::MAX));
+    let h = max_header.clamp(1, u64::from(u32::MAX));
+    let message_header = if section == "1" { format!(" BODY.PEEK[HEADER]<0.{h}>") } else { String::new() };
+    format!("UID FETCH {uid} (UID BODY.PEEK[{section}]<0.{n}> BODY.PEEK[{section}.MIME]<0.{h}>{message_header})")
+}
+
+/// `UID THREAD REFERENCES UTF-8 ALL` (RFC 5256).
+pub(crate) const THREAD_COMMAND: &str = "UID THREAD REFERENCES UTF-8 ALL";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -866,5 +1157,160 @@ mod tests {
             "UID FETCH 1:3,7 (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER]<0.65536>)"
         );
         assert_eq!(message_fetch_command(42, 1024), "UID FETCH 42 (UID FLAGS RFC822.SIZE BODY.PEEK[]<0.1024>)");
+    }
+
+    #[test]
+    fn flags_parse_and_print() {
+        let ok: &[(&str, Flag, &str)] = &[
+            ("\\Seen", Flag::Seen, "\\Seen"),
+            ("\\seen", Flag::Seen, "\\Seen"),
+            ("\\FLAGGED", Flag::Flagged, "\\Flagged"),
+            ("\\Answered", Flag::Answered, "\\Answered"),
+            ("\\Deleted", Flag::Deleted, "\\Deleted"),
+            ("\\Draft", Flag::Draft, "\\Draft"),
+            ("$PendingReview", Flag::Keyword("$PendingReview".into()), "$PendingReview"),
+            ("todo", Flag::Keyword("todo".into()), "todo"),
+        ];
+        for (text, flag, wire) in ok {
+            let f = Flag::parse(text).unwrap();
+            assert_eq!(&f, flag, "{text}");
+            assert_eq!(f.as_imap(), *wire);
+        }
+        let kw_rule = "must be an IMAP atom: printable ASCII without spaces or ( ) { % * \" \\ ]";
+        let bad: &[(&str, &str)] = &[
+            ("$a\r\nA1 EXPUNGE", "contains a carriage return (CR)"),
+            ("$a\nb", "contains a line feed (LF)"),
+            ("$a\0", "contains a NUL byte"),
+            ("\\Seen\r\n", "contains a carriage return (CR)"),
+            ("\\Recent", "\\Recent is managed by the server and cannot be set or cleared"),
+            (
+                "\\Important",
+                "`\\\\Important` is not a system flag (\\Seen, \\Flagged, \\Answered, \\Deleted, \\Draft); keywords do not start with '\\'",
+            ),
+            ("", "must not be empty"),
+            ("two words", kw_rule),
+            ("a)", kw_rule),
+            ("{3}", kw_rule),
+            ("a]", kw_rule),
+            ("a*", kw_rule),
+            ("a%", kw_rule),
+            ("\"q\"", kw_rule),
+            ("Grüße", kw_rule),
+        ];
+        for (text, reason) in bad {
+            assert_eq!(Flag::parse(text).unwrap_err(), ArgError::new("flags", *reason), "{text:?}");
+        }
+        assert!(Flag::parse(&"k".repeat(200)).is_ok());
+        assert_eq!(Flag::parse(&"k".repeat(201)).unwrap_err().reason, "keyword is longer than 200 bytes");
+        // A hand-built keyword is checked again at the API edge.
+        assert_eq!(
+            check_flags(&[Flag::Seen, Flag::Keyword("x\r\nA1 LOGOUT".into())]).unwrap_err().reason,
+            "contains a carriage return (CR)"
+        );
+        assert_eq!(check_flags(&[Flag::Keyword("\\Seen".into())]).unwrap_err().reason, "`\\\\Seen` is a system flag, not a keyword");
+        assert!(check_flags(&[Flag::Keyword("$Label1".into())]).is_ok());
+        assert_eq!(
+            check_flag_sets(&[Flag::Seen, Flag::Keyword("$Todo".into())], &[Flag::Keyword("$todo".into())]).unwrap_err(),
+            ArgError::new("flags", "$Todo is both added and removed")
+        );
+    }
+
+    #[test]
+    fn write_command_text() {
+        let inbox = MailboxName::new("INBOX").unwrap();
+        let odd = MailboxName::new("Entwürfe \"neu\"").unwrap();
+        let kw = Flag::Keyword("$PendingReview".into());
+        assert_eq!(select_command(&odd), "SELECT \"Entw&APw-rfe \\\"neu\\\"\"");
+        assert_eq!(
+            store_flags_command("1:3,7", true, &[Flag::Seen, kw.clone(), Flag::Keyword("$pendingreview".into())]),
+            "UID STORE 1:3,7 +FLAGS.SILENT (\\Seen $PendingReview)"
+        );
+        assert_eq!(store_flags_command("9", false, &[Flag::Flagged]), "UID STORE 9 -FLAGS.SILENT (\\Flagged)");
+        assert_eq!(fetch_flags_command("1,4"), "UID FETCH 1,4 (UID FLAGS)");
+        let labels = vec![gmail_label("Work").unwrap(), gmail_label("\\Important").unwrap(), gmail_label("Büro \"x\"").unwrap()];
+        assert_eq!(labels, ["\"Work\"", "\\Important", "\"B&APw-ro \\\"x\\\"\""]);
+        assert_eq!(
+            store_labels_command("5", true, &labels),
+            "UID STORE 5 +X-GM-LABELS.SILENT (\"Work\" \\Important \"B&APw-ro \\\"x\\\"\")"
+        );
+        assert_eq!(fetch_labels_command("5"), "UID FETCH 5 (UID X-GM-LABELS)");
+        assert_eq!(move_command("2:4", &odd), "UID MOVE 2:4 \"Entw&APw-rfe \\\"neu\\\"\"");
+        assert_eq!(copy_command("2", &inbox), "UID COPY 2 \"INBOX\"");
+        assert_eq!(uid_expunge_command("2,5"), "UID EXPUNGE 2,5");
+        assert_eq!(existing_uids_command("2,5"), "UID SEARCH UID 2,5");
+        let braces = MailboxName::new("{3}").unwrap();
+        assert_eq!(create_command(&braces), "CREATE \"{3}\"");
+        assert_eq!(subscribe_command(&braces), "SUBSCRIBE \"{3}\"");
+        assert_eq!(unsubscribe_command(&braces), "UNSUBSCRIBE \"{3}\"");
+        assert_eq!(rename_command(&braces, &odd), "RENAME \"{3}\" \"Entw&APw-rfe \\\"neu\\\"\"");
+        assert_eq!(delete_command(&MailboxName::new("back\\slash").unwrap()), "DELETE \"back\\\\slash\"");
+        let drafts = MailboxName::new("Drafts").unwrap();
+        assert_eq!(append_command(&drafts, &[Flag::Draft, kw.clone()], 1234, true), "APPEND \"Drafts\" (\\Draft $PendingReview) {1234+}");
+        assert_eq!(append_command(&drafts, &[], 5, false), "APPEND \"Drafts\" () {5}");
+        assert_eq!(part_fetch_command(7, "2.1", 1000, 65536), "UID FETCH 7 (UID BODY.PEEK[2.1]<0.1001> BODY.PEEK[2.1.MIME]<0.65536>)");
+        assert_eq!(
+            part_fetch_command(7, "1", 10, 100),
+            "UID FETCH 7 (UID BODY.PEEK[1]<0.11> BODY.PEEK[1.MIME]<0.100> BODY.PEEK[HEADER]<0.100>)"
+        );
+        assert_eq!(THREAD_COMMAND, "UID THREAD REFERENCES UTF-8 ALL");
+    }
+
+    #[test]
+    fn write_arguments_are_checked() {
+        assert_eq!(write_uid_set(&[], 100).unwrap_err(), ArgError::new("uids", "must name at least one message"));
+        assert_eq!(write_uid_set(&[1, 0], 100).unwrap_err(), ArgError::new("uids", "uid 0 does not exist (uids start at 1)"));
+        let many: Vec<u32> = (1..=101).collect();
+        assert_eq!(write_uid_set(&many, 100).unwrap_err(), ArgError::new("uids", "more than 100 messages in one call (limits.max_batch)"));
+        assert_eq!(write_uid_set(&[3, 3, 2, 1], 3).unwrap(), "1:3");
+
+        let label_cases: &[(&str, &str)] = &[
+            ("a\r\nA1 DELETE INBOX", "contains a carriage return (CR)"),
+            ("a\nb", "contains a line feed (LF)"),
+            ("a\0b", "contains a NUL byte"),
+            ("a\u{1b}b", "contains a control character"),
+            ("  ", "must not be empty"),
+            ("\\Bad Label", "a label starting with '\\' must be a Gmail system label such as \\Important"),
+            ("\\", "a label starting with '\\' must be a Gmail system label such as \\Important"),
+        ];
+        for (label, reason) in label_cases {
+            assert_eq!(gmail_label(label).unwrap_err(), ArgError::new("labels", *reason), "{label:?}");
+        }
+        assert_eq!(gmail_label("{3}").unwrap(), "\"{3}\"");
+
+        let sections: &[(&str, Option<&[u32]>)] = &[
+            ("1", Some(&[1])),
+            ("2.1.3", Some(&[2, 1, 3])),
+            ("0", None),
+            ("01", None),
+            ("1.", None),
+            (".1", None),
+            ("1..2", None),
+            ("1.MIME", None),
+            ("HEADER", None),
+            ("", None),
+            ("1 2", None),
+            ("9999999999", None),
+            ("-1", None),
+        ];
+        for (s, want) in sections {
+            match want {
+                Some(v) => assert_eq!(check_section(s).unwrap(), *v, "{s}"),
+                None => assert_eq!(check_section(s).unwrap_err().field, "part", "{s}"),
+            }
+        }
+        assert_eq!(check_section("1]\r\nA1 LOGOUT").unwrap_err(), ArgError::new("part", "contains a carriage return (CR)"));
+        assert_eq!(check_section("1\n").unwrap_err(), ArgError::new("part", "contains a line feed (LF)"));
+        assert_eq!(check_section("1\0").unwrap_err(), ArgError::new("part", "contains a NUL byte"));
+        let deep = vec!["1"; 20].join(".");
+        assert!(check_section(&deep).is_ok());
+        assert_eq!(check_section(&format!("{deep}.1")).unwrap_err(), ArgError::new("part", "more than 20 levels"));
+
+        assert_eq!(check_message(b"", 10).unwrap_err(), ArgError::new("message", "is empty"));
+        assert_eq!(
+            check_message(b"0123456789x", 10).unwrap_err(),
+            ArgError::new("message", "is 11 bytes, more than limits.max_send_bytes (10)")
+        );
+        assert_eq!(check_message(b"a\0b", 10).unwrap_err(), ArgError::new("message", "contains a NUL byte"));
+        assert!(check_message(b"Subject: x\r\n\r\nhi\r\n", 100).is_ok());
     }
 }

@@ -17,9 +17,11 @@ use native_tls::{Certificate, Protocol, TlsConnector};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::args::{self, Flag, MailboxName};
 use super::error::{hex, sanitize, ImapError};
 use super::guard::{Guarded, IoControl, Phase, Trip};
 use super::parse::{self, has_cap};
+use super::tap::{Tap, TapControl};
 use super::CancelToken;
 use crate::config::{Account, Limits, TlsMode};
 use crate::secret::Secret;
@@ -78,8 +80,8 @@ fn crate_error(ctl: &IoControl, e: imap::Error, doing: &str) -> ImapError {
         return t.into();
     }
     match e {
-        imap::Error::No(n) => ImapError::Server { status: "NO", text: sanitize(&n.information) },
-        imap::Error::Bad(b) => ImapError::Server { status: "BAD", text: sanitize(&b.information) },
+        imap::Error::No(n) => ImapError::Server { status: "NO", text: parse::status_text(n.code.as_ref(), Some(&n.information)) },
+        imap::Error::Bad(b) => ImapError::Server { status: "BAD", text: parse::status_text(b.code.as_ref(), Some(&b.information)) },
         // The crate reports a line it cannot parse as a BYE without code or text.
         imap::Error::Bye(b) if b.code.is_none() && b.information == "no explanation given" => {
             ImapError::Protocol { reason: format!("the server sent a response the imap library cannot parse {doing}") }
@@ -95,8 +97,9 @@ fn crate_error(ctl: &IoControl, e: imap::Error, doing: &str) -> ImapError {
 
 /// An authenticated session.
 pub(crate) struct Conn {
-    session: imap::Session<TlsStream>,
+    session: imap::Session<Tap<TlsStream>>,
     ctl: Arc<IoControl>,
+    tap: Arc<TapControl>,
     limits: SessionLimits,
     /// Capabilities after login.
     pub caps: Vec<String>,
@@ -106,14 +109,71 @@ pub(crate) struct Conn {
     pub last_used: Instant,
     /// Milliseconds from the start of the TCP connect to the end of login.
     pub login_ms: u64,
+    /// Set when a command that changes the mailbox has been sent in the current operation: an
+    /// operation that fails after that point is never retried (it may have taken effect).
+    pub mutation_sent: bool,
+    /// Set when the session is in a state no later operation should inherit (a folder may
+    /// still be selected read-write): it is discarded instead of returned to the pool.
+    pub discard: bool,
 }
+
+/// The bounds of one command, when they differ from the session's defaults.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Bounds {
+    /// Read budget for the response, instead of `limits.max_response_bytes` (never less).
+    pub response_bytes: Option<u64>,
+    /// Bytes the command itself uploads: the deadline grows by their transfer time at
+    /// [`MIN_UPLOAD_BYTES_PER_SEC`].
+    pub upload_bytes: u64,
+}
+
+/// The slowest upload rate an APPEND is given time for, on top of `limits.command_timeout_ms`
+/// (a 25 MB message gets 200 s more).
+pub(crate) const MIN_UPLOAD_BYTES_PER_SEC: u64 = 128 * 1024;
 
 impl Conn {
     /// Runs one command; returns the untagged part of the response (the tagged OK excluded).
     /// NO and BAD leave the session usable; anything else leaves it in an unknown state.
     pub(crate) fn run(&mut self, what: &'static str, cmd: &str, cancel: Option<&CancelToken>) -> Result<Vec<u8>, ImapError> {
-        self.ctl.arm(response_phase(self.limits.command_timeout, "limits.command_timeout_ms", self.limits.max_response_bytes, cancel));
-        let result = catch_unwind(AssertUnwindSafe(|| self.session.run_command_and_read_response(cmd)));
+        self.run_bounded(what, cmd, cancel, Bounds::default())
+    }
+
+    /// [`Conn::run`] with other bounds.
+    pub(crate) fn run_bounded(
+        &mut self,
+        what: &'static str,
+        cmd: &str,
+        cancel: Option<&CancelToken>,
+        bounds: Bounds,
+    ) -> Result<Vec<u8>, ImapError> {
+        self.exec(what, cancel, bounds, |s| s.run_command_and_read_response(cmd))
+    }
+
+    /// Runs one command; returns the whole response, the tagged OK line included (response
+    /// codes such as COPYUID may come in either part).
+    pub(crate) fn run_full(&mut self, what: &'static str, cmd: &str, cancel: Option<&CancelToken>) -> Result<Vec<u8>, ImapError> {
+        self.exec(what, cancel, Bounds::default(), |s| s.run(cmd).map(|(data, _)| data))
+    }
+
+    /// [`Conn::run_full`] for a command that changes the mailbox (see `mutation_sent`).
+    pub(crate) fn run_mutation(&mut self, what: &'static str, cmd: &str, cancel: Option<&CancelToken>) -> Result<Vec<u8>, ImapError> {
+        self.mutation_sent = true;
+        self.run_full(what, cmd, cancel)
+    }
+
+    /// Arms the guard, calls into the crate under `catch_unwind`, maps errors, disarms.
+    fn exec<T>(
+        &mut self,
+        what: &'static str,
+        cancel: Option<&CancelToken>,
+        bounds: Bounds,
+        f: impl FnOnce(&mut imap::Session<Tap<TlsStream>>) -> imap::error::Result<T>,
+    ) -> Result<T, ImapError> {
+        let max = bounds.response_bytes.map_or(self.limits.max_response_bytes, |b| b.max(self.limits.max_response_bytes));
+        let upload = Duration::from_secs(bounds.upload_bytes / MIN_UPLOAD_BYTES_PER_SEC);
+        self.ctl.arm(response_phase(self.limits.command_timeout.saturating_add(upload), "limits.command_timeout_ms", max, cancel));
+        let session = &mut self.session;
+        let result = catch_unwind(AssertUnwindSafe(|| f(session)));
         let out = match result {
             Err(_) => Err(ImapError::Panicked { context: what }),
             Ok(Ok(data)) => Ok(data),
@@ -125,6 +185,87 @@ impl Conn {
         self.last_used = Instant::now();
         out
     }
+
+    /// APPENDs `raw` to `mailbox` with `flags`; returns the whole response (tagged line
+    /// included). With LITERAL+ (or LITERAL- for at most 4096 bytes) and a UTF-8 message, one
+    /// non-synchronizing command; otherwise the crate's APPEND, which waits for the server's
+    /// continuation before sending the literal, while the tap records the raw answer (the
+    /// crate's own parse of it drops the tagged line and fails on unexpected untagged data).
+    pub(crate) fn append(
+        &mut self,
+        mailbox: &MailboxName,
+        flags: &[Flag],
+        raw: &[u8],
+        cancel: Option<&CancelToken>,
+    ) -> Result<Vec<u8>, ImapError> {
+        let bounds = Bounds { response_bytes: None, upload_bytes: raw.len() as u64 };
+        let non_sync = has_cap(&self.caps, "LITERAL+") || (has_cap(&self.caps, "LITERAL-") && raw.len() <= 4096);
+        self.mutation_sent = true;
+        if let (true, Ok(text)) = (non_sync, std::str::from_utf8(raw)) {
+            let cmd = format!("{}\r\n{text}", args::append_command(mailbox, flags, raw.len(), true));
+            return self.exec("append", cancel, bounds, |s| s.run(&cmd).map(|(data, _)| data));
+        }
+        // The crate writes `APPEND "<mailbox>" (<flags>) {n}`: it adds the quotes, we give the
+        // escaped content of our own quoted, encoded name.
+        let quoted = mailbox.encoded();
+        let inner = quoted[1..quoted.len() - 1].to_string();
+        let crate_flags: Vec<imap::types::Flag<'static>> =
+            flags.iter().map(|f| imap::types::Flag::Custom(std::borrow::Cow::Owned(f.as_imap()))).collect();
+        let tap = self.tap.clone();
+        tap.start_recording();
+        let result = self.exec("append", cancel, bounds, |s| match s.append(&inner, raw).flags(crate_flags).finish() {
+            Ok(_) => Ok(SyncAppend::Done),
+            // Only raised after the tagged OK was read: the message was stored.
+            Err(imap::Error::Unexpected(_)) => Ok(SyncAppend::Done),
+            Err(imap::Error::Append) => Ok(SyncAppend::NoContinuation),
+            Err(e) => Err(e),
+        });
+        let recorded = tap.take_recording();
+        match result? {
+            SyncAppend::Done => Ok(strip_continuation(&recorded).to_vec()),
+            // The server answered the command line itself. A lone tagged NO or BAD (no such
+            // folder, too big) leaves the session in step; anything else does not.
+            SyncAppend::NoContinuation => match parse::tagged_status(&recorded) {
+                Ok(Some((status @ ("NO" | "BAD"), text))) if is_single_line(&recorded) => Err(ImapError::Server { status, text }),
+                _ => Err(ImapError::Protocol { reason: "the server did not accept the message literal of APPEND".into() }),
+            },
+        }
+    }
+
+    /// Runs `UID THREAD ...` with the tap lifting the `* THREAD` lines out of the crate's
+    /// view; returns those lines.
+    pub(crate) fn run_thread(&mut self, cmd: &str, cancel: Option<&CancelToken>) -> Result<Vec<Vec<u8>>, ImapError> {
+        let tap = self.tap.clone();
+        tap.start_thread_capture();
+        let result = self.run("uid thread", cmd, cancel);
+        let lines = tap.take_thread_lines();
+        result.map(|_| lines)
+    }
+}
+
+/// How the crate's synchronizing APPEND ended.
+enum SyncAppend {
+    /// The tagged OK arrived.
+    Done,
+    /// The server sent something other than a `+` continuation after the command line.
+    NoContinuation,
+}
+
+/// The recording after the server's `+` continuation line, if it starts with one.
+fn strip_continuation(recorded: &[u8]) -> &[u8] {
+    if recorded.starts_with(b"+") {
+        match recorded.iter().position(|&b| b == b'\n') {
+            Some(i) => &recorded[i + 1..],
+            None => &[],
+        }
+    } else {
+        recorded
+    }
+}
+
+/// True when `data` is one tagged line (not untagged, not a continuation).
+fn is_single_line(data: &[u8]) -> bool {
+    !data.starts_with(b"*") && !data.starts_with(b"+") && data.ends_with(b"\n") && data.iter().filter(|&&b| b == b'\n').count() == 1
 }
 
 /// Opens, secures and authenticates a new session.
@@ -179,7 +320,8 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
     // The secret is resolved only now: never for a server whose certificate did not verify.
     let password = imap.password.resolve(limits.secret_command_timeout())?;
     ctl.arm(response_phase(limits.command_timeout(), "limits.command_timeout_ms", limits.max_response_bytes, cancel));
-    let client = imap::Client::new(tls);
+    let tap = TapControl::new();
+    let client = imap::Client::new(Tap::new(tls, tap.clone()));
     let login = catch_unwind(AssertUnwindSafe(|| {
         let result = if use_plain {
             let auth = PlainAuth { user: &imap.username, password: &password };
@@ -194,8 +336,18 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
     drop(password);
     let login_ms = started.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
 
-    let mut conn =
-        Conn { session, ctl, limits: SessionLimits::from(limits), caps: Vec::new(), cert_sha256, last_used: Instant::now(), login_ms };
+    let mut conn = Conn {
+        session,
+        ctl,
+        tap,
+        limits: SessionLimits::from(limits),
+        caps: Vec::new(),
+        cert_sha256,
+        last_used: Instant::now(),
+        login_ms,
+        mutation_sent: false,
+        discard: false,
+    };
     // Capabilities change after login (Dovecot adds SORT, LIST-STATUS, ...).
     let data = conn.run("capability", "CAPABILITY", cancel)?;
     conn.caps = catch_unwind(|| parse::capabilities(&data)).map_err(|_| ImapError::Panicked { context: "capability" })??;
@@ -283,27 +435,116 @@ fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, 
     }
 }
 
+/// The PEM of `ca_file`, at most 1 MiB.
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, ImapError> {
+    let unreadable = |reason: String| ImapError::Tls { reason: format!("cannot use ca_file {}: {reason}", path.display()) };
+    let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut pem).map_err(|e| unreadable(e.to_string()))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(unreadable("larger than 1 MiB".into()));
+    }
+    Ok(pem)
+}
+
+fn ca_error(path: &std::path::Path, reason: &str) -> ImapError {
+    ImapError::Tls { reason: format!("cannot use ca_file {}: {reason}", path.display()) }
+}
+
 /// TLS 1.2 or newer, system roots plus the optional `ca_file`, host name always verified.
 fn tls_connector(account: &Account) -> Result<TlsConnector, ImapError> {
     let mut b = TlsConnector::builder();
     b.min_protocol_version(Some(Protocol::Tlsv12));
     if let Some(path) = &account.imap.ca_file {
-        let unreadable = |reason: String| ImapError::Tls { reason: format!("cannot use ca_file {}: {reason}", path.display()) };
-        let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
-        let mut pem = Vec::new();
-        file.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut pem).map_err(|e| unreadable(e.to_string()))?;
-        if pem.len() as u64 > MAX_CA_FILE_BYTES {
-            return Err(unreadable("larger than 1 MiB".into()));
-        }
-        let certs = Certificate::stack_from_pem(&pem).map_err(|e| unreadable(sanitize(&e.to_string())))?;
+        let pem = read_ca_file(path)?;
+        let certs = Certificate::stack_from_pem(&pem).map_err(|e| ca_error(path, &sanitize(&e.to_string())))?;
         if certs.is_empty() {
-            return Err(unreadable("no PEM certificate in it".into()));
+            return Err(ca_error(path, "no PEM certificate in it"));
         }
         for c in certs {
             b.add_root_certificate(c);
         }
     }
     b.build().map_err(|e| ImapError::Tls { reason: sanitize(&e.to_string()) })
+}
+
+/// What a TLS handshake negotiated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TlsInfo {
+    /// As OpenSSL names it: `TLSv1.3`, `TLSv1.2`.
+    pub version: String,
+    /// As OpenSSL names it: `TLS_AES_256_GCM_SHA384`.
+    pub cipher: String,
+    pub cert_sha256: [u8; 32],
+}
+
+/// For `mailmoat check`: native-tls does not tell which version and cipher it negotiated, so a
+/// second, short connection repeats the handshake with OpenSSL directly, under the same rules
+/// (system roots plus `ca_file`, host name verified, TLS 1.2 or newer, the same implicit or
+/// STARTTLS dialogue, the pin), reads what was negotiated, and hangs up before any credential.
+/// On Linux native-tls is OpenSSL with the same defaults, so both handshakes agree.
+pub(crate) fn tls_probe(account: &Account, limits: &Limits) -> Result<TlsInfo, ImapError> {
+    use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslVersion};
+    let imap = &account.imap;
+    let tls_err = |e: &dyn std::fmt::Display| ImapError::Tls { reason: sanitize(&e.to_string()) };
+    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| tls_err(&e))?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_2)).map_err(|e| tls_err(&e))?;
+    if let Some(path) = &imap.ca_file {
+        let pem = read_ca_file(path)?;
+        let certs = openssl::x509::X509::stack_from_pem(&pem).map_err(|e| ca_error(path, &sanitize(&e.to_string())))?;
+        if certs.is_empty() {
+            return Err(ca_error(path, "no PEM certificate in it"));
+        }
+        for c in certs {
+            b.cert_store_mut().add_cert(c).map_err(|e| tls_err(&e))?;
+        }
+    }
+    let connector = b.build();
+
+    let tcp = tcp_connect(&imap.host, imap.port, limits.connect_timeout(), None)?;
+    let connect_err = |e: io::Error| ImapError::Connect { host: imap.host.clone(), port: imap.port, reason: sanitize(&e.to_string()) };
+    let ctl = IoControl::new();
+    let mut guarded = Guarded::new(tcp, ctl.clone()).map_err(connect_err)?;
+    ctl.arm(response_phase(limits.greeting_timeout(), "limits.greeting_timeout_ms", limits.max_response_bytes, None));
+    if imap.tls == TlsMode::Starttls {
+        let mut pre = PreAuth { stream: &mut guarded, ctl: &ctl };
+        let caps = match pre.greeting()? {
+            Some(c) if has_cap(&c, "STARTTLS") => c,
+            _ => pre.capability("p1")?,
+        };
+        if !has_cap(&caps, "STARTTLS") {
+            return Err(ImapError::StarttlsUnavailable);
+        }
+        pre.starttls("p2")?;
+    }
+    let mut tls = connector.connect(&imap.host, guarded).map_err(|e| match ctl.trip() {
+        Some(t) => t.into(),
+        None => match e {
+            HandshakeError::Failure(mid) => tls_err(mid.error()),
+            HandshakeError::SetupFailure(stack) => tls_err(&stack),
+            HandshakeError::WouldBlock(_) => ImapError::Tls { reason: "handshake interrupted".into() },
+        },
+    })?;
+    let ssl = tls.ssl();
+    let der = ssl
+        .peer_certificate()
+        .ok_or_else(|| ImapError::Tls { reason: "the server sent no certificate".into() })?
+        .to_der()
+        .map_err(|e| tls_err(&e))?;
+    let cert_sha256: [u8; 32] = Sha256::digest(&der).into();
+    if let Some(pin) = &imap.pin_sha256 {
+        if pin != &cert_sha256 {
+            return Err(ImapError::PinMismatch { expected: hex(pin), actual: hex(&cert_sha256) });
+        }
+    }
+    let info = TlsInfo {
+        version: sanitize(ssl.version_str()),
+        cipher: ssl.current_cipher().map(|c| sanitize(c.name())).unwrap_or_default(),
+        cert_sha256,
+    };
+    // Best effort: the probe is complete whether or not the close_notify goes out.
+    let _ = tls.shutdown();
+    Ok(info)
 }
 
 fn handshake(connector: &TlsConnector, host: &str, stream: Guarded, ctl: &IoControl) -> Result<TlsStream, ImapError> {

@@ -46,6 +46,10 @@ pub enum ImapError {
     Panicked { context: &'static str },
     /// No pooled connection became free in time.
     PoolExhausted { waited_ms: u64 },
+    /// The server lacks what an operation needs (an extension, a permanent flag, a size).
+    Unsupported { what: String },
+    /// A folder to be created (or renamed to) exists already.
+    AlreadyExists { folder: String },
 }
 
 impl ImapError {
@@ -69,6 +73,8 @@ impl ImapError {
             ImapError::Protocol { .. } => "protocol_error",
             ImapError::Panicked { .. } => "internal_error",
             ImapError::PoolExhausted { .. } => "busy",
+            ImapError::Unsupported { .. } => "unsupported",
+            ImapError::AlreadyExists { .. } => "already_exists",
         }
     }
 
@@ -92,7 +98,9 @@ impl ImapError {
             | ImapError::NotFound { .. }
             | ImapError::FolderNotFound { .. }
             | ImapError::Invalid(_)
-            | ImapError::PoolExhausted { .. } => false,
+            | ImapError::PoolExhausted { .. }
+            | ImapError::Unsupported { .. }
+            | ImapError::AlreadyExists { .. } => false,
         }
     }
 
@@ -147,6 +155,8 @@ impl fmt::Display for ImapError {
             ImapError::PoolExhausted { waited_ms } => {
                 write!(f, "all imap connections are busy (waited {waited_ms} ms)")
             }
+            ImapError::Unsupported { what } => write!(f, "not supported by the server: {what}"),
+            ImapError::AlreadyExists { folder } => write!(f, "folder {} already exists", quoted(folder)),
         }
     }
 }
@@ -233,6 +243,8 @@ mod tests {
             (ImapError::Protocol { reason: "r".into() }, "protocol_error", true),
             (ImapError::Panicked { context: "c" }, "internal_error", true),
             (ImapError::PoolExhausted { waited_ms: 1 }, "busy", false),
+            (ImapError::Unsupported { what: "x".into() }, "unsupported", false),
+            (ImapError::AlreadyExists { folder: "f".into() }, "already_exists", false),
         ];
         for (e, code, conn) in cases {
             assert_eq!(e.code(), code, "{e}");
@@ -253,6 +265,8 @@ mod tests {
                 "uidvalidity of folder \"INBOX\" changed from 1 to 2; earlier uids are no longer valid",
             ),
             (ImapError::Invalid(ArgError::new("subject", "contains a NUL byte")), "invalid subject: contains a NUL byte"),
+            (ImapError::AlreadyExists { folder: "Archive".into() }, "folder \"Archive\" already exists"),
+            (ImapError::Unsupported { what: "moving messages: no MOVE".into() }, "not supported by the server: moving messages: no MOVE"),
         ];
         for (e, want) in cases {
             assert_eq!(e.to_string(), want);

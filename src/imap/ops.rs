@@ -6,14 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::args::{self, Criteria, MailboxName};
-use super::conn::Conn;
+use super::conn::{Bounds, Conn};
 use super::error::ImapError;
 use super::parse::{self, has_cap, Selected, StatusValues};
 use super::utf7::decode_mutf7;
 use super::{FetchedMessage, FolderInfo, OpCtx, SearchResult, Summary};
 
 /// Runs a parser under `catch_unwind` (imap-proto panics on some malformed input).
-fn parsed<T>(context: &'static str, f: impl FnOnce() -> Result<T, ImapError>) -> Result<T, ImapError> {
+pub(crate) fn parsed<T>(context: &'static str, f: impl FnOnce() -> Result<T, ImapError>) -> Result<T, ImapError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(ImapError::Panicked { context }))
 }
 
@@ -35,7 +35,7 @@ pub(crate) fn examine(conn: &mut Conn, ctx: &OpCtx<'_>, folder: &MailboxName) ->
 }
 
 /// RFC 5530 codes and the usual wording for "no such mailbox".
-fn means_missing(text: &str) -> bool {
+pub(crate) fn means_missing(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
     t.starts_with("[nonexistent]") || t.starts_with("[trycreate]") || t.contains("not exist") || t.contains("doesn't exist")
 }
@@ -143,7 +143,9 @@ pub(crate) fn fetch_message(
 ) -> Result<FetchedMessage, ImapError> {
     let sel = examine(conn, ctx, folder)?;
     check_validity(folder, uidvalidity, &sel)?;
-    let data = conn.run("uid fetch", &args::message_fetch_command(uid, max_message_bytes), Some(ctx.cancel))?;
+    // The caller's bound is the bound: a response of the message plus framing.
+    let bounds = Bounds { response_bytes: Some(max_message_bytes.saturating_add(64 * 1024)), upload_bytes: 0 };
+    let data = conn.run_bounded("uid fetch", &args::message_fetch_command(uid, max_message_bytes), Some(ctx.cancel), bounds)?;
     let items = parsed("uid fetch", || parse::fetches(&data))?;
     let item = items
         .into_iter()
@@ -185,7 +187,7 @@ pub(crate) fn search_related(
 }
 
 /// The special-use role of a folder, from its attributes (RFC 6154) or the INBOX name.
-fn role(name: &str, attributes: &[String]) -> Option<&'static str> {
+pub(crate) fn role(name: &str, attributes: &[String]) -> Option<&'static str> {
     if name == "INBOX" {
         return Some("inbox");
     }

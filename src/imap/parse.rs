@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use imap_proto::types::{
     AttributeValue, Capability, MailboxDatum, MessageSection, NameAttribute, Response, ResponseCode, SectionPath, Status, StatusAttribute,
+    UidSetMember,
 };
 
 use super::error::{sanitize, ImapError};
@@ -74,6 +75,18 @@ pub(crate) struct Selected {
     pub exists: u32,
     pub uidvalidity: u32,
     pub uidnext: Option<u32>,
+}
+
+/// The PERMANENTFLAGS a SELECT reported (`\*` means any new keyword may be stored).
+/// `None` when the server did not say (RFC 3501: then all FLAGS are permanent).
+pub(crate) fn permanent_flags(data: &[u8]) -> Result<Option<Vec<String>>, ImapError> {
+    let mut out = None;
+    for r in responses(data)? {
+        if let Response::Data { status: Status::Ok, code: Some(ResponseCode::PermanentFlags(f)), .. } = r {
+            out = Some(f.iter().map(|s| s.to_string()).collect());
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) fn selected(data: &[u8]) -> Result<Selected, ImapError> {
@@ -213,6 +226,10 @@ pub(crate) struct FetchItem {
     pub internal_date: Option<String>,
     pub header: Option<Vec<u8>>,
     pub body: Option<Vec<u8>>,
+    /// Gmail labels (X-GM-LABELS), decoded from modified UTF-7 where possible.
+    pub labels: Option<Vec<String>>,
+    /// Other body sections by name (`2`, `1.2.MIME`, `HEADER` of a part...); `None` for NIL.
+    pub sections: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// Longest INTERNALDATE string kept (`dd-Mon-yyyy hh:mm:ss +zzzz` is 26).
@@ -241,10 +258,188 @@ pub(crate) fn fetches(data: &[u8]) -> Result<Vec<FetchItem>, ImapError> {
                 AttributeValue::BodySection { section: None, data, .. } => {
                     item.body = Some(data.map(|d| d.into_owned()).unwrap_or_default());
                 }
+                AttributeValue::BodySection { section: Some(SectionPath::Part(path, sub)), data, .. } => {
+                    item.sections.push((section_name(&path, sub.as_ref()), data.map(|d| d.into_owned())));
+                }
+                AttributeValue::GmailLabels(labels) => {
+                    item.labels = Some(labels.iter().map(|l| gmail_label(l)).collect());
+                }
                 _ => {}
             }
         }
         out.push(item);
+    }
+    Ok(out)
+}
+
+/// `1.2`, `1.2.MIME`, `1.2.HEADER`, `1.2.TEXT`.
+fn section_name(path: &[u32], sub: Option<&MessageSection>) -> String {
+    let mut name = path.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+    match sub {
+        None => {}
+        Some(MessageSection::Mime) => name.push_str(".MIME"),
+        Some(MessageSection::Header) => name.push_str(".HEADER"),
+        Some(MessageSection::Text) => name.push_str(".TEXT"),
+    }
+    name
+}
+
+/// A label as imap-proto hands it over: a system label atom (`\Important`) as is; a quoted
+/// string with its escapes still in place, possibly modified UTF-7.
+fn gmail_label(raw: &str) -> String {
+    let system = raw.strip_prefix('\\').is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_alphabetic()));
+    if system {
+        return sanitize(raw);
+    }
+    let plain = unescape_quoted(raw);
+    let decoded = super::utf7::decode_mutf7(&plain).unwrap_or(plain);
+    sanitize(&decoded)
+}
+
+/// Expands a UID set from a response code, at most `max` UIDs (a hostile `1:4294967295` is
+/// refused, not expanded). Ranges may be written either way round (RFC 3501 `seq-range`).
+fn expand_uid_set(set: &[UidSetMember], max: usize) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for m in set {
+        match m {
+            UidSetMember::Uid(u) => out.push(*u),
+            UidSetMember::UidRange(r) => {
+                let (a, b) = (*r.start().min(r.end()), *r.start().max(r.end()));
+                let len = usize::try_from(u64::from(b - a) + 1).ok()?;
+                if out.len().checked_add(len)? > max {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+        }
+        if out.len() > max {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// COPYUID (RFC 4315) from an untagged OK (Dovecot's UID MOVE) or the tagged OK (UID COPY):
+/// the destination UIDVALIDITY and (old UID, new UID) pairs. Pairs are kept only when both sets
+/// have the same length, at most `max` entries, and every old UID is one of `asked`.
+/// A COPYUID report: destination UIDVALIDITY and (old UID, new UID) pairs.
+pub(crate) type CopyUid = (u32, Vec<(u32, u32)>);
+
+pub(crate) fn copyuid(data: &[u8], asked: &[u32], max: usize) -> Result<Option<CopyUid>, ImapError> {
+    let mut found = None;
+    for r in responses(data)? {
+        match r {
+            Response::Data { status: Status::Ok, code: Some(ResponseCode::CopyUid(v, src, dst)), .. }
+            | Response::Done { status: Status::Ok, code: Some(ResponseCode::CopyUid(v, src, dst)), .. } => {
+                let pairs = match (expand_uid_set(&src, max), expand_uid_set(&dst, max)) {
+                    (Some(s), Some(d)) if s.len() == d.len() && s.iter().all(|u| asked.contains(u)) => {
+                        s.into_iter().zip(d).collect::<Vec<_>>()
+                    }
+                    _ => Vec::new(),
+                };
+                // Several COPYUID codes (a server moving in chunks) add up.
+                match &mut found {
+                    None => found = Some((v, pairs)),
+                    Some((fv, fp)) if *fv == v => fp.extend(pairs),
+                    Some(_) => return Ok(None),
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((_, pairs)) = &mut found {
+        pairs.sort_unstable();
+        pairs.dedup();
+    }
+    Ok(found)
+}
+
+/// APPENDUID (RFC 4315) from the tagged OK of an APPEND: (UIDVALIDITY, UID).
+pub(crate) fn appenduid(data: &[u8]) -> Result<Option<(u32, u32)>, ImapError> {
+    for r in responses(data)? {
+        if let Response::Done { status: Status::Ok, code: Some(ResponseCode::AppendUid(v, set)), .. } = r {
+            if let Some([uid]) = expand_uid_set(&set, 1).as_deref() {
+                return Ok(Some((v, *uid)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A status response's text with the response codes that matter for errors put back in front
+/// (imap-proto takes known codes out of the text; unknown ones such as `[ALREADYEXISTS]` stay).
+pub(crate) fn status_text(code: Option<&ResponseCode<'_>>, information: Option<&str>) -> String {
+    let info = information.unwrap_or("");
+    let prefix = match code {
+        Some(ResponseCode::TryCreate) => "[TRYCREATE] ",
+        Some(ResponseCode::Alert) => "[ALERT] ",
+        Some(ResponseCode::Parse) => "[PARSE] ",
+        Some(ResponseCode::ReadOnly) => "[READ-ONLY] ",
+        Some(ResponseCode::BadCharset(_)) => "[BADCHARSET] ",
+        _ => "",
+    };
+    sanitize(&format!("{prefix}{info}"))
+}
+
+/// The status and text of the tagged line at the end of `data` (a whole response).
+pub(crate) fn tagged_status(data: &[u8]) -> Result<Option<(&'static str, String)>, ImapError> {
+    let mut out = None;
+    for r in responses(data)? {
+        if let Response::Done { status, information, code, .. } = r {
+            let s = match status {
+                Status::Ok => "OK",
+                Status::No => "NO",
+                Status::Bad => "BAD",
+                _ => "BYE",
+            };
+            out = Some((s, status_text(code.as_ref(), information.as_deref())));
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 5256 thread data from captured `* THREAD ...` lines: the top-level threads, each
+/// flattened to its UIDs (in tree order). Iterative, so nesting depth costs no stack; any byte
+/// outside the grammar's alphabet is refused.
+pub(crate) fn threads(lines: &[Vec<u8>]) -> Result<Vec<Vec<u32>>, ImapError> {
+    let bad = || ImapError::Protocol { reason: "unparseable THREAD response from the server".into() };
+    let mut out = Vec::new();
+    for line in lines {
+        let rest = line.get(8..).ok_or_else(bad)?;
+        if !line[..8].eq_ignore_ascii_case(b"* THREAD") {
+            return Err(bad());
+        }
+        let rest = rest.strip_suffix(b"\r\n").ok_or_else(bad)?;
+        let mut depth = 0usize;
+        let mut current: Vec<u32> = Vec::new();
+        let mut number: Option<u64> = None;
+        for &b in rest {
+            if b.is_ascii_digit() {
+                let n = number.unwrap_or(0) * 10 + u64::from(b - b'0');
+                if n > u64::from(u32::MAX) || depth == 0 {
+                    return Err(bad());
+                }
+                number = Some(n);
+                continue;
+            }
+            if let Some(n) = number.take() {
+                current.push(u32::try_from(n).map_err(|_| bad())?);
+            }
+            match b {
+                b' ' => {}
+                b'(' => depth += 1,
+                b')' => {
+                    depth = depth.checked_sub(1).ok_or_else(bad)?;
+                    if depth == 0 {
+                        out.push(std::mem::take(&mut current));
+                    }
+                }
+                _ => return Err(bad()),
+            }
+        }
+        if number.is_some() || depth != 0 {
+            return Err(bad());
+        }
     }
     Ok(out)
 }
@@ -320,7 +515,7 @@ mod tests {
                 size: Some(1234),
                 internal_date: Some("09-Mar-2024 10:00:00 +0000".into()),
                 header: Some(b"Subject: hi\r\n".to_vec()),
-                body: None,
+                ..Default::default()
             }
         );
         assert_eq!(items[1].uid, None);
@@ -336,5 +531,86 @@ mod tests {
         let (_, greeting) = imap_proto::parser::parse_response(b"* OK [CAPABILITY IMAP4rev1 SASL-IR] ready\r\n").unwrap();
         assert_eq!(capabilities_in(&greeting).unwrap(), ["IMAP4rev1", "SASL-IR"]);
         assert_eq!(capabilities(b"* OK nothing\r\n").unwrap_err().code(), "protocol_error");
+    }
+
+    #[test]
+    fn copyuid_from_untagged_or_tagged() {
+        // Dovecot's UID MOVE: untagged OK with COPYUID, then EXPUNGEs, then the tagged OK.
+        let moved =
+            b"* OK [COPYUID 1795310449 3,5:6 10:12] Moved UIDs.\r\n* 3 EXPUNGE\r\n* 4 EXPUNGE\r\n* 4 EXPUNGE\r\na9 OK Move completed\r\n";
+        assert_eq!(copyuid(moved, &[3, 5, 6], 3).unwrap(), Some((1795310449, vec![(3, 10), (5, 11), (6, 12)])));
+        // UID COPY: in the tagged OK; a reversed range is the same range.
+        let copied = b"a4 OK [COPYUID 7 2:1 9:8] Copy completed\r\n";
+        assert_eq!(copyuid(copied, &[1, 2], 2).unwrap(), Some((7, vec![(1, 8), (2, 9)])));
+        // No COPYUID at all.
+        assert_eq!(copyuid(b"a4 OK done\r\n", &[1], 1).unwrap(), None);
+        // Hostile: a huge range is not expanded, UIDs not asked for and mismatched lengths are
+        // not believed (the move still happened: the mapping is just empty).
+        assert_eq!(copyuid(b"a1 OK [COPYUID 7 1:4294967295 1:4294967295] x\r\n", &[1], 1).unwrap(), Some((7, vec![])));
+        assert_eq!(copyuid(b"a1 OK [COPYUID 7 99 5] x\r\n", &[1], 1).unwrap(), Some((7, vec![])));
+        assert_eq!(copyuid(b"a1 OK [COPYUID 7 1:2 5] x\r\n", &[1, 2], 2).unwrap(), Some((7, vec![])));
+        // Two codes for different UIDVALIDITYs: not believed.
+        let two = b"* OK [COPYUID 7 1 5] a\r\na1 OK [COPYUID 8 2 6] b\r\n";
+        assert_eq!(copyuid(two, &[1, 2], 2).unwrap(), None);
+    }
+
+    #[test]
+    fn appenduid_and_tagged_status() {
+        assert_eq!(appenduid(b"a3 OK [APPENDUID 38505 3955] APPEND completed\r\n").unwrap(), Some((38505, 3955)));
+        assert_eq!(appenduid(b"* 3 EXISTS\r\na3 OK [APPENDUID 1 2] done\r\n").unwrap(), Some((1, 2)));
+        assert_eq!(appenduid(b"a3 OK [APPENDUID 38505 3955:3957] multi\r\n").unwrap(), None);
+        assert_eq!(appenduid(b"a3 OK done\r\n").unwrap(), None);
+        assert_eq!(
+            tagged_status(b"a3 NO [TRYCREATE] Mailbox doesn't exist: X\r\n").unwrap(),
+            Some(("NO", "[TRYCREATE] Mailbox doesn't exist: X".into()))
+        );
+        assert_eq!(tagged_status(b"* 1 EXISTS\r\n").unwrap(), None);
+    }
+
+    #[test]
+    fn permanent_flags_from_select() {
+        let data = b"* FLAGS (\\Seen $Foo)\r\n* OK [PERMANENTFLAGS (\\Seen \\Deleted $Foo \\*)] ok\r\n* 2 EXISTS\r\n";
+        assert_eq!(permanent_flags(data).unwrap(), Some(vec!["\\Seen".into(), "\\Deleted".into(), "$Foo".into(), "\\*".into()]));
+        assert_eq!(permanent_flags(b"* 2 EXISTS\r\n").unwrap(), None);
+    }
+
+    #[test]
+    fn labels_and_sections_in_fetch() {
+        let data = b"* 1 FETCH (UID 4 X-GM-LABELS (\\Inbox \\Important \"B&APw-ro\" \"say \\\"hi\\\"\" Work))\r\n\
+* 2 FETCH (UID 7 BODY[2.1]<0> {3}\r\nabc BODY[2.1.MIME] {16}\r\nContent-Type: \r\n BODY[HEADER]<0> {4}\r\nH: x)\r\n\
+* 3 FETCH (UID 8 BODY[3] NIL)\r\n";
+        let items = fetches(data).unwrap();
+        assert_eq!(items[0].labels, Some(vec!["\\Inbox".into(), "\\Important".into(), "Büro".into(), "say \"hi\"".into(), "Work".into()]));
+        assert_eq!(
+            items[1].sections,
+            vec![("2.1".to_string(), Some(b"abc".to_vec())), ("2.1.MIME".to_string(), Some(b"Content-Type: \r\n".to_vec()))]
+        );
+        assert_eq!(items[1].header.as_deref(), Some(&b"H: x"[..]));
+        assert_eq!(items[2].sections, vec![("3".to_string(), None)]);
+    }
+
+    #[test]
+    fn thread_data() {
+        let line = |s: &str| s.as_bytes().to_vec();
+        let got = threads(&[line("* THREAD (1 32)(2)(11 (12 13 15)(14 16))((3)(5 6))\r\n")]).unwrap();
+        assert_eq!(got, vec![vec![1, 32], vec![2], vec![11, 12, 13, 15, 14, 16], vec![3, 5, 6]]);
+        assert_eq!(threads(&[line("* THREAD\r\n")]).unwrap(), Vec::<Vec<u32>>::new());
+        assert_eq!(threads(&[line("* thread (4)\r\n"), line("* THREAD (5)\r\n")]).unwrap(), vec![vec![4], vec![5]]);
+        // Deep nesting costs no stack.
+        let deep = format!("* THREAD {}1{}\r\n", "(".repeat(100_000), ")".repeat(100_000));
+        assert_eq!(threads(&[deep.into_bytes()]).unwrap(), vec![vec![1]]);
+        for bad in [
+            "* THREAD (1 2\r\n",
+            "* THREAD 1 2\r\n",
+            "* THREAD (1))\r\n",
+            "* THREAD (1 x)\r\n",
+            "* THREAD (4294967296)\r\n",
+            "* THREAD (1) {3}\r\n",
+            "* THREAD (1)",
+            "* THREA",
+            "* SEARCH (1)\r\n",
+        ] {
+            assert_eq!(threads(&[line(bad)]).unwrap_err().code(), "protocol_error", "{bad:?}");
+        }
     }
 }

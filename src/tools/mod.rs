@@ -3,6 +3,7 @@
 //!
 //! Handlers live in `read.rs`; schemas in `defs.rs`; opaque ids in `ids.rs`.
 
+mod act;
 mod args;
 pub mod confirm;
 mod defs;
@@ -119,7 +120,9 @@ pub struct ToolDef {
 
 /// Every tool this build implements, in the order tools/list shows them.
 fn all_tools() -> Vec<ToolDef> {
-    read::tools()
+    let mut t = read::tools();
+    t.extend(act::tools());
+    t
 }
 
 /// The posture each tool needs (the whole matrix, tools of later releases included).

@@ -131,7 +131,7 @@ Never marks the message as read.",
             output_parts: || {
                 let meta = object(
                     json!({"account": {"type": "string"}, "folder": {"type": "string"}, "root_id": {"type": "string"}, "count": {"type": "integer"},
-                           "complete": {"type": "boolean"}, "messages": array(summary_meta())}),
+                           "complete": {"type": "boolean"}, "method": {"type": "string"}, "messages": array(summary_meta())}),
                     &[],
                 );
                 (meta, object(json!({"messages": array(summary_untrusted())}), &[]))
@@ -576,9 +576,28 @@ fn fetch_thread(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output,
         }
     };
     absorb(&root, &mut known_ids, &mut frontier);
+    let root_uid = root.uid;
     found.insert(root.uid, root);
     let mut complete = true;
     let mut round = 0u32;
+    // The server's own THREAD=REFERENCES when it has it; our References walk otherwise.
+    let mut method = "references-walk";
+    (ctx.progress)(0.0, None, "asking the server for the thread");
+    if let Some(thread) = client.thread_references(&op, &folder, uidvalidity, root_uid)? {
+        if thread.contains(&root_uid) {
+            method = "server-thread";
+            frontier.clear();
+            let others: Vec<u32> = thread.into_iter().filter(|u| *u != root_uid).collect();
+            complete = others.len() < max;
+            let take: Vec<u32> = others.into_iter().take(max.saturating_sub(1)).collect();
+            if !take.is_empty() {
+                let (_, summaries) = client.fetch_summaries(&op, &folder, Some(uidvalidity), &take)?;
+                for s in summaries {
+                    found.insert(s.uid, s);
+                }
+            }
+        }
+    }
     // Each round finds messages linked to the ids learned in the previous one.
     while !frontier.is_empty() {
         round += 1;
@@ -625,7 +644,7 @@ fn fetch_thread(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output,
     let untrusted_text = rows.iter().map(|row| row.4.clone()).collect::<Vec<_>>().join("\n");
     let (metas, untrusted): (Vec<Value>, Vec<Value>) = rows.into_iter().map(|row| (row.2, row.3)).unzip();
     Ok(Output {
-        meta: json!({"account": r.account, "folder": r.folder, "root_id": r.encode(), "count": count, "complete": complete, "messages": metas}),
+        meta: json!({"account": r.account, "folder": r.folder, "root_id": r.encode(), "count": count, "complete": complete, "method": method, "messages": metas}),
         untrusted: json!({"messages": untrusted}),
         warnings,
         meta_text,

@@ -1,1 +1,0 @@
-//! RFC 5322 message composition (being written).
