@@ -50,7 +50,9 @@ release: build static
 
 ## Benchmarks (not timed tests): sanitizer throughput, and mailmoat against raw IMAP on N messages.
 bench:
+	$(CARGO) build --release
 	$(CARGO) run --release --example bench_sanitizer
+	MAILMOAT_BENCH_N=$(N) $(CARGO) run --release --example bench
 
 ## Dependency report: unique crates in the normal+build graph and lines of dependency code.
 deps:
