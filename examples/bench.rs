@@ -58,7 +58,8 @@ impl Mm {
     }
 
     fn request(&mut self, method: &str, mut params: Value) -> Value {
-        params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+        params["_meta"] =
+            json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
         let id = self.next;
         self.next += 1;
         writeln!(self.stdin, "{}", json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).unwrap();
@@ -232,13 +233,17 @@ fn main() {
             raw.cmd(&format!("UID FETCH {} (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER]<0.65536>)", n / 2));
         }))
     }));
-    rows.push(("search by sender", time(|| drop(mm.call("search", json!({"folder": large, "from": "bulk7@bulk.example", "limit": 20})))), {
-        Some(time(|| {
-            raw.cmd(&format!("EXAMINE {large}"));
-            raw.cmd("UID SORT (DATE) UTF-8 FROM \"bulk7@bulk.example\"");
-            raw.cmd(&format!("UID FETCH {} (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER]<0.65536>)", n));
-        }))
-    }));
+    rows.push((
+        "search by sender",
+        time(|| drop(mm.call("search", json!({"folder": large, "from": "bulk7@bulk.example", "limit": 20})))),
+        {
+            Some(time(|| {
+                raw.cmd(&format!("EXAMINE {large}"));
+                raw.cmd("UID SORT (DATE) UTF-8 FROM \"bulk7@bulk.example\"");
+                raw.cmd(&format!("UID FETCH {} (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER]<0.65536>)", n));
+            }))
+        },
+    ));
     rows.push(("fetch_message", time(|| drop(mm.call("fetch_message", json!({"id": id})))), {
         Some(time(|| {
             raw.cmd(&format!("EXAMINE {large}"));
@@ -258,7 +263,11 @@ fn main() {
     let rss = mm.peak_rss_kib();
 
     println!("\nmailmoat benchmark: {n} messages, medians of {RUNS} runs (release build)\n");
-    println!("cold start: spawn → server/discover {:.1} ms; spawn → tools/list {:.1} ms", ms(median(init.clone())), ms(median(list.clone())));
+    println!(
+        "cold start: spawn → server/discover {:.1} ms; spawn → tools/list {:.1} ms",
+        ms(median(init.clone())),
+        ms(median(list.clone()))
+    );
     println!("peak RSS of the serving process after the session: {:.1} MiB\n", rss as f64 / 1024.0);
     println!("{:<26} {:>12} {:>12} {:>8}", "call", "mailmoat ms", "raw IMAP ms", "ratio");
     let mut json_rows = Vec::new();
@@ -267,7 +276,9 @@ fn main() {
             Some(r) => println!("{:<26} {:>12.2} {:>12.2} {:>8.2}", name, ms(*m), ms(*r), m.as_secs_f64() / r.as_secs_f64()),
             None => println!("{:<26} {:>12.2} {:>12} {:>8}", name, ms(*m), "-", "-"),
         }
-        json_rows.push(json!({"call": name, "mailmoat_ms": ms(*m), "raw_imap_ms": r.map(ms), "ratio": r.map(|r| m.as_secs_f64() / r.as_secs_f64())}));
+        json_rows.push(
+            json!({"call": name, "mailmoat_ms": ms(*m), "raw_imap_ms": r.map(ms), "ratio": r.map(|r| m.as_secs_f64() / r.as_secs_f64())}),
+        );
     }
     let report = json!({
         "messages": n, "runs": RUNS,

@@ -94,7 +94,10 @@ fn allowed_recipients_refuse_before_any_smtp() {
 fn drafts_need_human_review_before_send_draft() {
     let e = env("full", "confirm = \"none\"", "");
     let mut c = Client::spawn(&e.config, MODERN, &[]);
-    let r = c.call("create_draft", json!({"to": ["carol@example.test"], "bcc": ["dave@example.test"], "subject": "Zürich trip ✈", "body_text": "Draft body"}));
+    let r = c.call(
+        "create_draft",
+        json!({"to": ["carol@example.test"], "bcc": ["dave@example.test"], "subject": "Zürich trip ✈", "body_text": "Draft body"}),
+    );
     let sc = ok(&r).clone();
     let id = sc["meta"]["id"].as_str().unwrap().to_string();
     let mid = sc["meta"]["message_id"].as_str().unwrap().to_string();
@@ -128,7 +131,10 @@ fn sending_is_confirmed_limited_and_needs_smtp() {
     let r = c.call("send_email", args.clone());
     assert_eq!(mcp::error_code(&r).as_deref(), Some("confirmation_required"));
     let preview = r["structuredContent"]["error"]["preview"].to_string();
-    assert!(preview.contains("bob@example.test") && preview.contains("Quarterly numbers") && preview.contains("Here they are."), "{preview}");
+    assert!(
+        preview.contains("bob@example.test") && preview.contains("Quarterly numbers") && preview.contains("Here they are."),
+        "{preview}"
+    );
     let mut with = args.clone();
     with["confirmation_token"] = r["structuredContent"]["error"]["confirmation_token"].clone();
     ok(&c.call("send_email", with));

@@ -464,7 +464,10 @@ fn every_call_is_audited_in_an_intact_chain_without_subjects_or_secrets() {
 
 #[test]
 fn fetch_thread_walks_references_when_the_server_cannot_thread() {
-    let dc = Dovecot::start_with(&Seed::Standard, "imap_capability = IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE SORT UIDPLUS MOVE SPECIAL-USE NAMESPACE");
+    let dc = Dovecot::start_with(
+        &Seed::Standard,
+        "imap_capability = IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE SORT UIDPLUS MOVE SPECIAL-USE NAMESPACE",
+    );
     let config = dc.dir.join("mailmoat.toml");
     dc.write_mailmoat_config(&config, "readonly");
     let e = Env { dc, config };

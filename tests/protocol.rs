@@ -10,7 +10,33 @@ use common::mcp::{self, Client, LEGACY, MODERN};
 use common::schema;
 use serde_json::{json, Value};
 
-const READ_TOOLS: [&str; 6] = ["list_accounts", "list_folders", "search", "fetch_message", "fetch_thread", "list_attachments"];
+/// What the default posture (draft-safe) lists, in tools/list order.
+const DEFAULT_TOOLS: [&str; 13] = [
+    "list_accounts",
+    "list_folders",
+    "search",
+    "fetch_message",
+    "fetch_thread",
+    "list_attachments",
+    "read_attachment",
+    "download_attachment",
+    "update_flags",
+    "update_labels",
+    "move_messages",
+    "copy_messages",
+    "create_draft",
+];
+/// Tools that only read.
+const READ_ONLY: [&str; 8] = [
+    "list_accounts",
+    "list_folders",
+    "search",
+    "fetch_message",
+    "fetch_thread",
+    "list_attachments",
+    "read_attachment",
+    "download_attachment",
+];
 
 /// A config whose single account points at a closed port (no test here needs the network).
 fn config(extra_global: &str, account_extra: &str) -> (PathBuf, tempdir::Dir) {
@@ -67,7 +93,7 @@ fn legacy_handshake_and_tools_in_every_revision() {
         assert_eq!(init["result"]["capabilities"], json!({"tools": {"listChanged": false}}));
         assert_eq!(c.request("ping", Value::Null)["result"], json!({}));
         let tools = c.list_tools();
-        assert_eq!(tool_names(&tools), READ_TOOLS);
+        assert_eq!(tool_names(&tools), DEFAULT_TOOLS);
         for t in &tools {
             schema::check_tool_input_schema(&t["inputSchema"]).unwrap_or_else(|e| panic!("{rev} {}: {e:?}", t["name"]));
             assert!(t["description"].as_str().unwrap().len() > 20);
@@ -76,8 +102,9 @@ fn legacy_handshake_and_tools_in_every_revision() {
             assert_eq!(t.get("title").is_some(), has_structured, "{rev}");
             assert_eq!(t.get("annotations").is_some(), rev >= "2025-03-26", "{rev}");
             if rev >= "2025-03-26" {
-                assert_eq!(t["annotations"]["readOnlyHint"], json!(true));
-                assert_eq!(t["annotations"]["destructiveHint"], json!(false));
+                let read_only = READ_ONLY.contains(&t["name"].as_str().unwrap());
+                assert_eq!(t["annotations"]["readOnlyHint"], json!(read_only), "{}", t["name"]);
+                assert_eq!(t["annotations"]["destructiveHint"], json!(false), "{}", t["name"]);
             }
         }
         assert!(c.transcript.iter().all(|m| m.get("resultType").is_none()));
@@ -119,7 +146,7 @@ fn modern_discover_list_and_errors() {
     assert_eq!(l["result"]["resultType"], json!("complete"));
     assert_eq!(l["result"]["cacheScope"], json!("private"));
     assert!(l["result"]["ttlMs"].as_u64().unwrap() > 0);
-    assert_eq!(tool_names(l["result"]["tools"].as_array().unwrap()), READ_TOOLS);
+    assert_eq!(tool_names(l["result"]["tools"].as_array().unwrap()), DEFAULT_TOOLS);
 
     // Same order every time.
     let p = c.params(json!({}));
@@ -284,25 +311,27 @@ fn connection_failure_is_a_clear_tool_error() {
     assert!(!mcp::text(&r).contains("CANARY"));
 }
 
+/// The full posture matrix is tested against a real server in live_actions; here: overrides.
 #[test]
-fn posture_matrix_for_existing_tools() {
-    // Every existing tool needs only readonly: visible in every posture, hidden by a deny.
-    for posture in ["readonly", "draft-safe", "full", "destructive"] {
-        for account_posture in ["", "posture = \"readonly\""] {
-            let (cfg, _d) = config(&format!("posture = \"{posture}\""), account_posture);
-            let mut c = Client::spawn(&cfg, MODERN, &[]);
-            assert_eq!(tool_names(&c.list_tools()), READ_TOOLS, "{posture} / {account_posture}");
-        }
-    }
-    for denied in READ_TOOLS {
-        let (cfg, _d) = config(&format!("posture = \"readonly\"\n[tools]\n{denied} = \"deny\""), "");
+fn tool_overrides_hide_and_refuse() {
+    for denied in DEFAULT_TOOLS {
+        let (cfg, _d) = config(&format!("[tools]\n{denied} = \"deny\""), "");
         let mut c = Client::spawn(&cfg, MODERN, &[]);
         let names = tool_names(&c.list_tools());
-        let want: Vec<&str> = READ_TOOLS.iter().copied().filter(|t| t != &denied).collect();
+        let want: Vec<&str> = DEFAULT_TOOLS.iter().copied().filter(|t| t != &denied).collect();
         assert_eq!(names, want);
         let r = c.call(denied, json!({}));
         assert_eq!(mcp::error_code(&r).as_deref(), Some("posture_denied"), "{denied}: {r}");
     }
+    // "allow" lifts the global posture...
+    let (cfg, _d) = config("posture = \"readonly\"\n[tools]\nexpunge_messages = \"allow\"", "");
+    let mut c = Client::spawn(&cfg, MODERN, &[]);
+    let names = tool_names(&c.list_tools());
+    assert_eq!(names, READ_ONLY.iter().copied().chain(["expunge_messages"]).collect::<Vec<_>>());
+    // ...but never an account's own narrower posture.
+    let (cfg, _d) = config("posture = \"destructive\"\n[tools]\nexpunge_messages = \"allow\"", "posture = \"readonly\"");
+    let mut c = Client::spawn(&cfg, MODERN, &[]);
+    assert_eq!(tool_names(&c.list_tools()), READ_ONLY);
 }
 
 #[test]

@@ -44,6 +44,8 @@ pub(crate) enum Token<'a> {
         tag: Tag<'a>,
         text: &'a str,
     },
+    /// The text of an HTML comment (never shown; reported as hidden content when it holds text).
+    Comment(&'a str),
 }
 
 /// How the content of a raw element is tokenized.
@@ -275,32 +277,34 @@ impl<'a> Tokenizer<'a> {
         self.pos = self.bytes()[from..].iter().position(|&b| b == b'>').map_or(self.input.len(), |p| from + p + 1);
     }
 
-    /// Skips a comment whose `<!--` ends just before `from`.
-    fn skip_comment(&mut self, from: usize) {
+    /// Skips a comment whose `<!--` ends just before `from`; returns its text.
+    fn skip_comment(&mut self, from: usize) -> &'a str {
         let b = self.bytes();
+        let input = self.input;
         // "<!-->" and "<!--->" are complete (empty) comments.
         if b.get(from) == Some(&b'>') {
             self.pos = from + 1;
-            return;
+            return "";
         }
         if b[from..].starts_with(b"->") {
             self.pos = from + 2;
-            return;
+            return "";
         }
         let mut i = from;
         while let Some(p) = b[i..].iter().position(|&c| c == b'-') {
             let j = i + p;
             if b[j..].starts_with(b"-->") {
                 self.pos = j + 3;
-                return;
+                return &input[from..j];
             }
             if b[j..].starts_with(b"--!>") {
                 self.pos = j + 4;
-                return;
+                return &input[from..j];
             }
             i = j + 1;
         }
         self.pos = b.len();
+        &input[from..]
     }
 
     /// Parses a tag from `from` (just after `<` or `</`, at its first name character). Returns
@@ -462,7 +466,8 @@ impl<'a> Iterator for Tokenizer<'a> {
                         },
                         Some(b'!') => {
                             if b[i + 2..].starts_with(b"--") {
-                                self.skip_comment(i + 4);
+                                let text = self.skip_comment(i + 4);
+                                return Some(Token::Comment(text));
                             } else if b[i + 2..].starts_with(b"[CDATA[") && self.foreign_depth > 0 {
                                 // CDATA text lives in foreign content, which we never show.
                                 self.pos = b[i + 9..].windows(3).position(|w| w == b"]]>").map_or(b.len(), |p| i + 9 + p + 3);
@@ -509,6 +514,7 @@ mod tests {
                 Token::StartTag(t) => out.push_str(&format!("[{}]", t.name)),
                 Token::EndTag(n) => out.push_str(&format!("[/{n}]")),
                 Token::Raw { tag, text } => out.push_str(&format!("[{}:{}]", tag.name, text)),
+                Token::Comment(_) => {}
             }
         }
         out

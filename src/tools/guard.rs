@@ -153,11 +153,11 @@ impl Guard {
                     return Err(e);
                 }
             }
-            if let Err(limited) = self.limiter.check(account, call.tool, call.class) {
-                let _ = self.write(call.record(Event::RateLimited).error("rate_limited").detail(limited.limit.clone()), false);
-                let mut e = ToolError::new("rate_limited", limited.to_string());
-                e.retry_after_ms = Some(limited.retry_after_ms);
-                return Err(e);
+            // Sends are counted when they really go out (after any confirmation), in `check_send`.
+            if call.class != ToolClass::Send {
+                self.check_rate(account, call.tool, call.class).inspect_err(|e| {
+                    let _ = self.write(call.record(Event::RateLimited).error("rate_limited").detail(e.message.clone()), false);
+                })?;
             }
         }
         let durable = call.class != ToolClass::Read;
@@ -169,6 +169,22 @@ impl Guard {
             }
             Ok(()) => Ok(()),
         }
+    }
+
+    fn check_rate(&self, account: &str, tool: &str, class: ToolClass) -> Result<(), ToolError> {
+        self.limiter.check(account, tool, class).map_err(|limited| {
+            let mut e = ToolError::new("rate_limited", limited.to_string());
+            e.retry_after_ms = Some(limited.retry_after_ms);
+            e
+        })
+    }
+
+    /// Counts one message about to be sent against the account's send limits.
+    pub fn check_send(&self, account: &str, tool: &str) -> Result<(), ToolError> {
+        self.check_rate(account, tool, ToolClass::Send).inspect_err(|e| {
+            let _ = self
+                .write(Record::new(Event::RateLimited).account(account).tool(tool).error("rate_limited").detail(e.message.clone()), false);
+        })
     }
 
     /// After the tool ran: breaker bookkeeping and the outcome record.

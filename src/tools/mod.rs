@@ -5,11 +5,13 @@
 
 mod act;
 mod args;
+mod attach;
 pub mod confirm;
 mod defs;
 mod guard;
 pub mod ids;
 mod read;
+mod send;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -121,7 +123,9 @@ pub struct ToolDef {
 /// Every tool this build implements, in the order tools/list shows them.
 fn all_tools() -> Vec<ToolDef> {
     let mut t = read::tools();
+    t.extend(attach::tools());
     t.extend(act::tools());
+    t.extend(send::tools());
     t
 }
 
@@ -170,6 +174,11 @@ impl Registry {
     /// The audit log, if one is open.
     pub fn audit(&self) -> Option<&crate::audit::AuditLog> {
         self.guard.audit()
+    }
+
+    /// Counts one outgoing message against the account's send limits.
+    pub(crate) fn check_send(&self, account: &str, tool: &str) -> Result<(), ToolError> {
+        self.guard.check_send(account, tool)
     }
 
     pub fn limits(&self) -> &Limits {

@@ -88,7 +88,13 @@ Never marks the message as read.",
             idempotent: true,
             input_schema: || {
                 input(
-                    json!({"id": id_arg(), "max_body_chars": int(100, 1_000_000, "Longest body text to return (default from limits.max_body_chars).")}),
+                    json!({
+                        "id": id_arg(),
+                        "max_body_chars": int(100, 1_000_000, "Longest body text to return (default from limits.max_body_chars)."),
+                        "include_html": boolean("Also return the sanitized HTML (hidden content, scripts, styles and remote content removed)."),
+                        "include_headers": {"type": "array", "maxItems": content::MAX_INCLUDE_HEADERS, "items": {"type": "string", "maxLength": 76},
+                                            "description": "Header names whose decoded values to return, e.g. [\"X-Mailer\", \"Received\"]."},
+                    }),
                     &["id"],
                 )
             },
@@ -98,6 +104,11 @@ Never marks the message as read.",
                         "id": {"type": "string"}, "account": {"type": "string"}, "folder": {"type": "string"}, "uid": {"type": "integer"},
                         "flags": array(json!({"type": "string"})), "size": {"type": "integer"}, "fetch_truncated": {"type": "boolean"},
                         "text_source": nullable("string"), "text_truncated": {"type": "boolean"}, "attachments": array(attachment_meta()),
+                        "alternative_mismatch": {"type": "boolean"},
+                        "authentication": object(json!({"dkim": nullable("string"), "spf": nullable("string"), "dmarc": nullable("string"),
+                                                        "aligned": nullable("boolean"), "trusted": {"type": "boolean"}}), &[]),
+                        "provenance": object(json!({"list_id": nullable("string"), "list_unsubscribe": {"type": "boolean"}, "precedence": nullable("string"),
+                                                    "auto_submitted": nullable("string"), "bulk": {"type": "boolean"}}), &[]),
                     }),
                     &[],
                 );
@@ -107,8 +118,11 @@ Never marks the message as read.",
                         "date": nullable("string"), "subject": nullable("string"), "message_id": nullable("string"),
                         "in_reply_to": array(json!({"type": "string"})), "list_id": nullable("string"), "body": {"type": "string"},
                         "attachments": array(attachment_untrusted()),
+                        "links": array(object(json!({"text": {"type": "string"}, "target": {"type": "string"}, "domain": {"type": "string"}}), &[])),
+                        "html": nullable("string"),
+                        "headers": array(object(json!({"name": {"type": "string"}, "value": {"type": "string"}}), &[])),
                     }),
-                    &[],
+                    &["html", "headers"],
                 );
                 (meta, untrusted)
             },
@@ -249,6 +263,15 @@ pub(super) fn opt_text(s: &Option<String>) -> &str {
 }
 
 pub(super) fn no_progress(_: u64, _: Option<u64>) {}
+
+/// The per-account context the content firewall judges senders and links against.
+pub(super) fn content_context(a: &crate::config::Account) -> content::Context {
+    content::Context {
+        own_domain: a.domain(),
+        trusted_domains: a.trusted_domains.clone(),
+        trusted_authserv_id: a.trusted_authserv_id.clone(),
+    }
+}
 
 pub(super) fn content_limits(reg: &Registry, max_body_chars: Option<usize>) -> content::Limits {
     content::Limits { max_body_chars: max_body_chars.unwrap_or(reg.limits().max_body_chars), ..content::Limits::default() }
@@ -467,10 +490,14 @@ fn search(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output, ToolE
 fn fetch_message(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output, ToolError> {
     let (r, client, folder) = resolve_id(reg, "fetch_message", &mut args)?;
     let max_chars = args.u64_opt("max_body_chars", 100, 1_000_000)?.map(|v| v as usize);
+    let include_html = args.bool_opt("include_html")?.unwrap_or(false);
+    let include_headers = args.str_list("include_headers", content::MAX_INCLUDE_HEADERS, 76)?;
     args.finish()?;
+    let (account, _) = reg.account(Some(&r.account))?;
+    let opts = content::RenderOptions { include_html, include_headers: include_headers.clone().unwrap_or_default() };
     let op = reg.op(ctx, &no_progress);
     let msg = client.fetch_message(&op, &folder, r.uidvalidity, r.uid)?;
-    let rendered = content::render(&msg.raw, msg.truncated, &content_limits(reg, max_chars));
+    let rendered = content::render_with(&msg.raw, msg.truncated, &content_limits(reg, max_chars), &content_context(account), &opts);
     let h = &rendered.headers;
     let id = r.encode();
     let att_meta: Vec<Value> =
@@ -506,19 +533,44 @@ fn fetch_message(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output
             a.size
         ));
     }
+    for (name, value) in &rendered.headers_raw {
+        text.push_str(&format!("{name}: {value}\n"));
+    }
     text.push('\n');
     text.push_str(&rendered.text);
+    if !rendered.links.is_empty() {
+        text.push_str("\n\nLinks:\n");
+        for l in &rendered.links {
+            text.push_str(&format!("- {} -> {}\n", if l.text.is_empty() { "(no text)" } else { &l.text }, l.target));
+        }
+    }
+    if let Some(html) = &rendered.html {
+        text.push_str(&format!("\n\nSanitized HTML:\n{html}"));
+    }
+    let auth = &rendered.auth;
+    let prov = &rendered.provenance;
+    let mut untrusted = json!({
+        "from": addr_json(&h.from), "sender": addr_json(&h.sender), "to": addr_json(&h.to), "cc": addr_json(&h.cc),
+        "reply_to": addr_json(&h.reply_to), "date": h.date, "subject": h.subject, "message_id": h.message_id,
+        "in_reply_to": h.in_reply_to, "list_id": h.list_id, "body": rendered.text, "attachments": att_untrusted,
+        "links": rendered.links.iter().map(|l| json!({"text": l.text, "target": l.target, "domain": l.domain})).collect::<Vec<_>>(),
+    });
+    if include_html {
+        untrusted["html"] = json!(rendered.html);
+    }
+    if include_headers.is_some() {
+        untrusted["headers"] = Value::Array(rendered.headers_raw.iter().map(|(n, v)| json!({"name": n, "value": v})).collect());
+    }
     Ok(Output {
         meta: json!({
             "id": id, "account": r.account, "folder": r.folder, "uid": r.uid, "flags": visible_flags(&msg.flags), "size": msg.size,
             "fetch_truncated": msg.truncated, "text_source": rendered.text_source, "text_truncated": rendered.text_truncated,
-            "attachments": att_meta,
+            "attachments": att_meta, "alternative_mismatch": rendered.alternative_mismatch,
+            "authentication": {"dkim": auth.dkim, "spf": auth.spf, "dmarc": auth.dmarc, "aligned": auth.aligned, "trusted": auth.trusted},
+            "provenance": {"list_id": prov.list_id, "list_unsubscribe": prov.list_unsubscribe, "precedence": prov.precedence,
+                           "auto_submitted": prov.auto_submitted, "bulk": prov.bulk},
         }),
-        untrusted: json!({
-            "from": addr_json(&h.from), "sender": addr_json(&h.sender), "to": addr_json(&h.to), "cc": addr_json(&h.cc),
-            "reply_to": addr_json(&h.reply_to), "date": h.date, "subject": h.subject, "message_id": h.message_id,
-            "in_reply_to": h.in_reply_to, "list_id": h.list_id, "body": rendered.text, "attachments": att_untrusted,
-        }),
+        untrusted,
         warnings: rendered.findings,
         meta_text,
         untrusted_text: text,
