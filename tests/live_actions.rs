@@ -289,6 +289,19 @@ fn drafts_are_marked_for_review_and_threaded() {
         assert_eq!(code(&r), "invalid_argument", "{path}");
         assert!(mcp::text(&r).contains(want), "{path}: {r}");
     }
+    // Forwards: attached as message/rfc822 (default) or quoted.
+    let r = c.call("create_draft", json!({"to": ["carol@example.test"], "body_text": "FYI", "forward_id": orig_id}));
+    let fwd = ok(&r)["meta"]["id"].as_str().unwrap().to_string();
+    let r = c.call("fetch_message", json!({"id": fwd}));
+    let d = ok(&r);
+    assert_eq!(d["untrusted"]["subject"], json!("Fwd: Lunch on Friday?"));
+    assert_eq!(d["untrusted"]["attachments"][0]["content_type"], json!("message/rfc822"));
+    let r =
+        c.call("create_draft", json!({"to": ["carol@example.test"], "body_text": "FYI", "forward_id": orig_id, "forward_mode": "quote"}));
+    let fwd = ok(&r)["meta"]["id"].as_str().unwrap().to_string();
+    let r = c.call("fetch_message", json!({"id": fwd}));
+    let body = ok(&r)["untrusted"]["body"].as_str().unwrap().to_string();
+    assert!(body.starts_with("FYI") && body.contains("Forwarded message") && body.contains("From: bob@example.test"), "{body}");
     // Header injection through any field is impossible.
     for (field, v) in [("subject", json!("hi\r\nBcc: evil@example.test")), ("to", json!(["a@example.test\r\nBcc: evil@example.test"]))] {
         let mut args = json!({"to": ["bob@example.test"], "body_text": "x"});

@@ -381,3 +381,68 @@ fn the_circuit_opens_after_repeated_connection_failures() {
     // list_accounts needs no server, so an open circuit does not block it.
     assert_eq!(c.call("list_accounts", json!({}))["isError"], json!(false));
 }
+
+/// CR/LF/NUL in every string field (and every string inside an array or nested object) of every
+/// tool, taken from the tools' own input schemas, is refused before any network traffic (the
+/// account points at a closed port, so a value that got through would fail with connect_failed
+/// instead of invalid_argument). Body text fields legitimately hold newlines and are skipped.
+#[test]
+fn control_characters_are_refused_in_every_string_field_of_every_tool() {
+    let (cfg, _d) = config("posture = \"destructive\"\nconfirm = \"none\"\nworkspace = \"/tmp\"", "");
+    let mut c = Client::spawn(&cfg, MODERN, &[("MAILMOAT_TEST_PW", "x")]);
+    let tools = c.list_tools();
+    assert_eq!(tools.len(), 21);
+    // A syntactically valid id for account "test", folder INBOX.
+    let id = "m1.7465737400494e424f58.1.1";
+    let valid = |name: &str, schema: &Value| -> Value {
+        match name {
+            "id" | "reply_to_id" | "forward_id" => json!(id),
+            "ids" => json!([id]),
+            "account" => json!("test"),
+            "part" => json!("2"),
+            "to" if schema["type"] == "array" => json!(["bob@example.test"]),
+            "cc" | "bcc" => json!(["bob@example.test"]),
+            "add" | "remove" => json!(["\\Seen"]),
+            "since" | "before" => json!("2024-01-01"),
+            "forward_mode" => json!("quote"),
+            "header" => json!({"name": "X-A", "value": "v"}),
+            "attachments" => json!([{"path": "a.txt"}]),
+            _ => match schema["type"].as_str() {
+                Some("string") => json!("ok"),
+                Some("integer") => json!(schema["minimum"].as_u64().unwrap_or(1).max(1)),
+                Some("boolean") => json!(true),
+                Some("array") => json!(["ok"]),
+                _ => json!({}),
+            },
+        }
+    };
+    let mut checked = 0;
+    for t in &tools {
+        let name = t["name"].as_str().unwrap();
+        let props = t["inputSchema"]["properties"].as_object().unwrap();
+        let required: Vec<&str> = t["inputSchema"]["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let base: serde_json::Map<String, Value> =
+            props.iter().filter(|(k, _)| required.contains(&k.as_str())).map(|(k, v)| (k.clone(), valid(k, v))).collect();
+        for (field, schema) in props {
+            if matches!(field.as_str(), "body_text" | "body_html") {
+                continue;
+            }
+            for bad in ["a\r\nA1 LOGOUT", "a\nb", "a\u{0}b"] {
+                let mut args = base.clone();
+                let v = match schema["type"].as_str() {
+                    Some("string") => json!(bad),
+                    Some("array") if schema["items"]["type"] == "string" => json!([bad]),
+                    Some("array") => json!([{"path": bad}]),
+                    Some("object") => json!({"name": "X-A", "value": bad}),
+                    _ => continue,
+                };
+                args.insert(field.clone(), v);
+                let r = c.call(name, Value::Object(args.clone()));
+                let code = mcp::error_code(&r);
+                assert_eq!(code.as_deref(), Some("invalid_argument"), "{name}.{field} = {bad:?}: {r}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} cases");
+}

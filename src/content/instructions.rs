@@ -34,7 +34,6 @@ const RULES: &[(&str, bool, &[&str])] = &[
             "new instructions:",
             "override your instructions",
             "your new task is",
-            "system prompt",
             "<system>",
             "[system]",
             "### system",
@@ -59,7 +58,7 @@ const RULES: &[(&str, bool, &[&str])] = &[
             "you are an ai",
             "as an ai assistant",
             "to any ai",
-            "language model reading",
+            "language model reading this",
             "llm reading this",
             "assistant, please",
             "dear assistant",
@@ -126,8 +125,9 @@ const RULES: &[(&str, bool, &[&str])] = &[
     (
         "tool_call_syntax",
         false,
-        &["\"arguments\":", "\"tool_call", "function_call", "tool_use", "<tool_call>", "\"name\": \"send", "\"to\": [", "mcp server"],
+        &["\"arguments\":", "\"tool_call", "function_call", "tool_use", "<tool_call>", "\"name\": \"send", "\"to\": ["],
     ),
+    ("ai_vocabulary", false, &["system prompt", "mcp server", "prompt injection", "jailbreak"]),
 ];
 
 /// The names of the rules that match `text`, in rule order, and whether any strong one did.

@@ -375,7 +375,7 @@ pub(super) fn confirmed(reg: &Registry, ctx: &CallCtx, tool: &str, raw_args: &Va
 fn delete_messages(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output, ToolError> {
     let raw_args = args.snapshot();
     let b = parse_batch(reg, "delete_messages", &mut args)?;
-    args.raw(confirm::TOKEN_ARG);
+    args.str_opt(confirm::TOKEN_ARG, 200)?;
     args.finish()?;
     let op = OpCtx { cancel: ctx.cancel, progress: &no_progress };
     let trash = b.client.folder_with_role(&op, "trash")?.ok_or_else(|| {
@@ -402,7 +402,7 @@ fn delete_messages(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Outp
 fn expunge_messages(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output, ToolError> {
     let raw_args = args.snapshot();
     let b = parse_batch(reg, "expunge_messages", &mut args)?;
-    args.raw(confirm::TOKEN_ARG);
+    args.str_opt(confirm::TOKEN_ARG, 200)?;
     args.finish()?;
     let preview = Preview {
         action: format!("permanently delete {} message(s) from {} (no undo)", b.uids.len(), content::clean_line(b.folder.as_str())),
@@ -479,7 +479,7 @@ fn delete_folder(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output
     let raw_args = args.snapshot();
     let (a, c) = folder_account(reg, "delete_folder", &mut args)?;
     let name = MailboxName::new(&args.str_req("name", defs::FOLDER_MAX)?)?;
-    args.raw(confirm::TOKEN_ARG);
+    args.str_opt(confirm::TOKEN_ARG, 200)?;
     args.finish()?;
     let op = OpCtx { cancel: ctx.cancel, progress: &no_progress };
     if let Some(role) = protected(c, &op, &name)? {

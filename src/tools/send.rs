@@ -44,7 +44,8 @@ fn compose_props() -> serde_json::Map<String, Value> {
         "body_html": {"type": "string", "maxLength": BODY_MAX, "description": "Optional HTML body (sent as multipart/alternative with the text)."},
         "reply_to_id": string(super::ids::MAX_ID_LEN, "Message id this replies to: sets In-Reply-To/References and a Re: subject."),
         "quote": boolean("For a reply: quote the original's text below the body (default true)."),
-        "forward_id": string(super::ids::MAX_ID_LEN, "Message id to forward (attached as message/rfc822)."),
+        "forward_id": string(super::ids::MAX_ID_LEN, "Message id to forward."),
+        "forward_mode": {"type": "string", "enum": ["attach", "quote"], "maxLength": 6, "description": "Forward as an attached message (default) or quoted below the body."},
         "attachments": {
             "type": "array", "maxItems": ATTACHMENTS_MAX, "description": "Files from the workspace to attach.",
             "items": {"type": "object", "additionalProperties": false, "required": ["path"], "properties": {
@@ -191,6 +192,11 @@ fn compose_from_args(
     let reply_to = args.str_opt("reply_to_id", super::ids::MAX_ID_LEN)?;
     let quote = args.bool_opt("quote")?.unwrap_or(true);
     let forward = args.str_opt("forward_id", super::ids::MAX_ID_LEN)?;
+    let forward_quote = match args.str_opt("forward_mode", 6)?.as_deref() {
+        None | Some("attach") => false,
+        Some("quote") => true,
+        Some(_) => return Err(ToolError::invalid("argument `forward_mode` must be \"attach\" or \"quote\"")),
+    };
     let attachment_args = args.object_list("attachments", ATTACHMENTS_MAX)?.unwrap_or_default();
 
     let op = OpCtx { cancel: ctx.cancel, progress: &no_progress };
@@ -234,11 +240,22 @@ fn compose_from_args(
         if orig.truncated {
             return Err(ToolError::new("limit_exceeded", "the message to forward is larger than limits.max_send_bytes"));
         }
+        let rendered = content::render(&orig.raw, false, &content_limits(reg, Some(20_000)));
         if subject_final.is_none() {
-            let h = content::parse_headers(&orig.raw, &content::Limits::default(), &mut Vec::new());
-            subject_final = Some(compose::forward_subject(h.subject.as_deref().unwrap_or("")));
+            subject_final = Some(compose::forward_subject(rendered.headers.subject.as_deref().unwrap_or("")));
         }
-        forward_rfc822 = Some(orig.raw);
+        if forward_quote {
+            let h = &rendered.headers;
+            let from = h.from.first().map(|a| a.email.clone()).unwrap_or_default();
+            let attribution = format!(
+                "---------- Forwarded message ----------\nFrom: {from}\nDate: {}\nSubject: {}",
+                h.date.as_deref().unwrap_or(""),
+                h.subject.as_deref().unwrap_or("")
+            );
+            body_text = format!("{body_text}\n\n{attribution}\n\n{}", rendered.text);
+        } else {
+            forward_rfc822 = Some(orig.raw);
+        }
     }
     let mut attachments = Vec::new();
     let mut total = 0u64;
@@ -415,12 +432,12 @@ fn send_email(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output, T
     let account = args.str_opt("account", defs::ACCOUNT_MAX)?;
     let (acct, client) = reg.account(account.as_deref())?;
     reg.check_posture("send_email", acct)?;
+    let c = compose_from_args(reg, ctx, acct, client, &mut args)?;
+    args.str_opt(confirm::TOKEN_ARG, 200)?;
+    args.finish()?;
     let smtp = SmtpClient::new(std::sync::Arc::new(acct.clone()), std::sync::Arc::new(reg.limits().clone())).ok_or_else(|| {
         ToolError::new("smtp_not_configured", format!("account {} has no [accounts.{}.smtp] table", acct.name, acct.name))
     })?;
-    let c = compose_from_args(reg, ctx, acct, client, &mut args)?;
-    args.raw(confirm::TOKEN_ARG);
-    args.finish()?;
     let rcpts: Vec<String> = c.draft.to.iter().chain(&c.draft.cc).chain(&c.draft.bcc).map(|m| m.email.clone()).collect();
     check_recipients(acct, &rcpts)?;
     let wire = compose::build(&c.draft, false).map_err(compose_err)?;
@@ -474,7 +491,7 @@ pub(super) fn strip_bcc(raw: &[u8]) -> Vec<u8> {
 fn send_draft(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output, ToolError> {
     let raw_args = args.snapshot();
     let (r, client, folder) = resolve_id(reg, "send_draft", &mut args)?;
-    args.raw(confirm::TOKEN_ARG);
+    args.str_opt(confirm::TOKEN_ARG, 200)?;
     args.finish()?;
     let (acct, _) = reg.account(Some(&r.account))?;
     let smtp = SmtpClient::new(std::sync::Arc::new(acct.clone()), std::sync::Arc::new(reg.limits().clone())).ok_or_else(|| {
