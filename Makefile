@@ -74,6 +74,14 @@ vet:
 
 supply-chain: deny vet
 
+## Each fuzz target for FUZZ_SECONDS (cargo-fuzz on nightly; seeds from tests/corpus).
+fuzz:
+	mkdir -p fuzz/corpus/content_render fuzz/corpus/content_html
+	cp tests/corpus/*.eml tests/corpus/benign/*.eml fuzz/corpus/content_render/ 2>/dev/null || true
+	cd fuzz && for t in $$(ls fuzz_targets | sed 's/\.rs$$//'); do \
+		$(CARGO) +nightly fuzz run -O $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=262144 || exit 1; \
+	done
+
 fmt:
 	$(CARGO) fmt
 
