@@ -19,11 +19,11 @@ use zeroize::Zeroizing;
 
 use super::args::{self, Flag, MailboxName};
 use super::error::{hex, sanitize, ImapError};
-use super::guard::{Guarded, IoControl, Phase, Trip};
 use super::parse::{self, has_cap};
 use super::tap::{Tap, TapControl};
 use super::CancelToken;
 use crate::config::{Account, Limits, TlsMode};
+use crate::net::guard::{Guarded, IoControl, Phase, Trip};
 use crate::secret::Secret;
 
 pub(crate) type TlsStream = native_tls::TlsStream<Guarded>;

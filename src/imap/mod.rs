@@ -28,7 +28,6 @@
 mod args;
 mod conn;
 mod error;
-mod guard;
 mod ops;
 mod parse;
 mod pool;

@@ -23,7 +23,6 @@
 //! nothing here writes to stdout or logs a credential.
 
 mod error;
-mod guard;
 mod message;
 mod net;
 mod reply;

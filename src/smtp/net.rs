@@ -13,9 +13,9 @@ use native_tls::{Certificate, Protocol, TlsConnector};
 use sha2::{Digest, Sha256};
 
 use super::error::{sanitize, SmtpError};
-use super::guard::{Guarded, IoControl};
 use crate::config::SmtpConfig;
 use crate::imap::CancelToken;
+use crate::net::guard::{Guarded, IoControl};
 
 pub(crate) type TlsStream = native_tls::TlsStream<Guarded>;
 

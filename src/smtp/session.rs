@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use super::error::{sanitize, SmtpError};
-use super::guard::{Guarded, IoControl, Phase, Trip};
 use super::message::{Envelope, Prepared};
 use super::net::{self, TlsStream};
 use super::reply::{Extensions, LineReader, Reply, MAX_REPLY_BYTES};
@@ -24,6 +23,7 @@ use super::SendReport;
 use crate::compose;
 use crate::config::{Account, Limits, TlsMode};
 use crate::imap::CancelToken;
+use crate::net::guard::{Guarded, IoControl, Phase, Trip};
 use crate::secret::Secret;
 
 /// Bytes one command phase may read: a maximal reply plus TLS framing.

@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::CancelToken;
+use crate::imap::CancelToken;
 
 /// How often a blocked read or write wakes up to check the deadline and the cancel flag.
 pub(crate) const TICK: Duration = Duration::from_millis(200);
