@@ -33,6 +33,7 @@ demo:
 ## Opt-in: search and page a 100,000-message folder.
 test-large:
 	MAILMOAT_LARGE=100000 $(CARGO) test --release --test live_tools -- --ignored --nocapture large_
+	$(CARGO) test --release --test imap_live -- --ignored --nocapture search_100k_messages
 
 ## A static binary (musl, vendored OpenSSL). Needs musl-tools and the musl target (rustup target add).
 static:
