@@ -216,6 +216,19 @@ fn check(cfg: &Config) -> i32 {
                 println!("  FAILED ({}): {e}", e.code());
             }
         }
+        if let Some(smtp) = crate::smtp::SmtpClient::new(Arc::new(acct.clone()), Arc::clone(&limits)) {
+            match smtp.check() {
+                Ok(r) => {
+                    println!("  smtp ok: {}:{} ({}), authenticated with {} in {} ms", r.host, r.port, r.tls, r.auth_mechanism, r.login_ms);
+                    println!("  smtp certificate sha256: {}", r.cert_sha256);
+                    println!("  smtp extensions: {}", r.extensions.join(" "));
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("  smtp FAILED ({}): {e}", e.code());
+                }
+            }
+        }
     }
     if failed == 0 {
         println!("all {} account(s) ok", cfg.accounts.len());

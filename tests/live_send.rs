@@ -77,6 +77,17 @@ fn send_email_delivers_hides_bcc_threads_and_keeps_a_sent_copy() {
 }
 
 #[test]
+fn check_reports_imap_and_smtp() {
+    let e = env("full", "", "");
+    let out = std::process::Command::new(mcp::bin()).args(["check", "--config"]).arg(&e.config).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("  smtp ok: localhost:") && stdout.contains("authenticated with PLAIN"), "{stdout}");
+    assert!(stdout.contains("smtp extensions: ") && stdout.contains("SIZE"), "{stdout}");
+    assert!(!stdout.contains(&e.smtp.password) && !stdout.contains(&e.dc.password));
+}
+
+#[test]
 fn allowed_recipients_refuse_before_any_smtp() {
     let e = env("full", "confirm = \"none\"", "allowed_recipients = [\"*@example.test\"]");
     let mut c = Client::spawn(&e.config, MODERN, &[]);

@@ -368,6 +368,7 @@ fn check_command_reports_and_fails_cleanly() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("certificate sha256: {}", e.dc.ca.leaf_sha256_hex)), "{stdout}");
     assert!(stdout.contains("capabilities: ") && stdout.contains("IMAP4rev1"), "{stdout}");
+    assert!(stdout.contains("tls: TLSv1.3, TLS_") || stdout.contains("tls: TLSv1.2, "), "{stdout}");
     assert!(stdout.contains("all 1 account(s) ok"));
     assert!(!stdout.contains(&e.dc.password));
 
