@@ -16,6 +16,7 @@ mailmoat — a hardened MCP server for IMAP mailboxes
 USAGE:
     mailmoat [serve] [--config PATH]     serve MCP over stdin/stdout (the default)
     mailmoat check [--config PATH]       validate the config, log in to every account, print a report
+    mailmoat check --print-config        print the effective config (secrets redacted) and exit
     mailmoat --dry-run [--config PATH]   same as check
     mailmoat audit verify [PATH]         check the audit log's hash chain (default: [audit] path)
     mailmoat --version                   print the version
@@ -35,6 +36,7 @@ Secrets are never printed. Diagnostics go to stderr; in serve mode stdout carrie
 enum Command {
     Serve,
     Check,
+    PrintConfig,
     AuditVerify(Option<PathBuf>),
     Help,
     Version,
@@ -76,6 +78,7 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, String> {
                 set(Command::AuditVerify(path), &mut command)?;
             }
             "check" | "--dry-run" => set(Command::Check, &mut command)?,
+            "--print-config" => command = Some(Command::PrintConfig),
             "--help" | "-h" | "help" => return Ok(Cli { command: Command::Help, config }),
             "--version" | "-V" => return Ok(Cli { command: Command::Version, config }),
             "--config" => match it.next() {
@@ -114,6 +117,13 @@ pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
         },
         Command::Check => match load(cli.config) {
             Ok(cfg) => check(&cfg),
+            Err(code) => code,
+        },
+        Command::PrintConfig => match load(cli.config) {
+            Ok(cfg) => {
+                print!("{}", cfg.redacted());
+                0
+            }
             Err(code) => code,
         },
         Command::AuditVerify(path) => {

@@ -267,6 +267,84 @@ pub struct Config {
     pub circuit_breaker: crate::ratelimit::BreakerConfig,
 }
 
+fn redacted_source(s: &SecretSource) -> String {
+    match s {
+        SecretSource::Env(var) => format!("{{ env = {var:?} }}"),
+        // Arguments can carry tokens; only the program is shown.
+        SecretSource::Command(argv) => format!(
+            "{{ command = [{:?}{}] }}",
+            argv.first().map_or("", String::as_str),
+            if argv.len() > 1 { format!(", <{} argument(s) redacted>", argv.len() - 1) } else { String::new() }
+        ),
+        SecretSource::File(p) => format!("{{ file = {:?} }}", p.display().to_string()),
+    }
+}
+
+fn pin_hex(p: &Option<[u8; 32]>) -> String {
+    p.map_or_else(|| "none".into(), |b| b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+impl Config {
+    /// The effective configuration, defaults filled in, secrets and secret-looking values
+    /// redacted: for `mailmoat check --print-config`.
+    pub fn redacted(&self) -> String {
+        let mut o = String::new();
+        o.push_str(&format!("# effective configuration of {} (secrets redacted)\n", self.path.display()));
+        o.push_str(&format!("posture = {:?}\n", self.posture.as_str()));
+        o.push_str(&format!("workspace = {:?}\n", self.workspace.as_ref().map(|w| w.display().to_string()).unwrap_or_default()));
+        o.push_str(&format!("confirm = {:?}\n", format!("{:?}", self.confirm).to_lowercase()));
+        o.push_str("[tools]\n");
+        for (t, r) in &self.tools {
+            o.push_str(&format!("{t} = {:?}\n", format!("{r:?}").to_lowercase()));
+        }
+        for (name, a) in &self.accounts {
+            o.push_str(&format!("[accounts.{name}]\nemail = {:?}\nposture = {:?}  # effective\n", a.email, a.posture.as_str()));
+            o.push_str(&format!(
+                "trusted_domains = {:?}\ntrusted_authserv_id = {:?}\n",
+                a.trusted_domains,
+                a.trusted_authserv_id.clone().unwrap_or_default()
+            ));
+            o.push_str(&format!(
+                "allowed_recipients = {:?}\nsave_sent = {:?}\n",
+                a.allowed_recipients,
+                format!("{:?}", a.save_sent).to_lowercase()
+            ));
+            let i = &a.imap;
+            o.push_str(&format!(
+                "[accounts.{name}.imap]\nhost = {:?}\nport = {}\ntls = {:?}\nusername = {:?}\npassword = {}\nca_file = {:?}\npin_sha256 = {:?}\n",
+                i.host,
+                i.port,
+                format!("{:?}", i.tls).to_lowercase(),
+                i.username,
+                redacted_source(&i.password),
+                i.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                pin_hex(&i.pin_sha256)
+            ));
+            if let Some(sm) = &a.smtp {
+                o.push_str(&format!(
+                    "[accounts.{name}.smtp]\nhost = {:?}\nport = {}\ntls = {:?}\nusername = {:?}\npassword = {}\nca_file = {:?}\npin_sha256 = {:?}\n",
+                    sm.host,
+                    sm.port,
+                    format!("{:?}", sm.tls).to_lowercase(),
+                    sm.username,
+                    redacted_source(&sm.password),
+                    sm.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                    pin_hex(&sm.pin_sha256)
+                ));
+            }
+        }
+        o.push_str(&format!("[limits]\n{:#?}\n", self.limits));
+        o.push_str(&format!(
+            "[audit]\nenabled = {}\npath = {:?}\nmax_bytes = {}\n",
+            self.audit.enabled,
+            self.audit.resolved_path().map(|p| p.display().to_string()).unwrap_or_default(),
+            self.audit.max_bytes
+        ));
+        o.push_str(&format!("[rate_limits]\n{:#?}\n[circuit_breaker]\n{:#?}\n", self.rate_limits, self.circuit_breaker));
+        o
+    }
+}
+
 /// A configuration problem, naming the file and, when known, the line.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -766,6 +844,16 @@ tls = "starttls"
             let e = parse(&GOOD.replace(from, to)).unwrap_err();
             assert!(e.message.contains(want), "{to}: got {}", e.message);
         }
+    }
+
+    #[test]
+    fn redacted_config_hides_command_arguments() {
+        let text = GOOD.replace("[\"secret-tool\", \"lookup\", \"mail\", \"home\"]", "[\"helper\", \"--token=CANARY-arg-77\"]");
+        let out = parse(&text).unwrap().redacted();
+        assert!(!out.contains("CANARY"), "{out}");
+        assert!(out.contains("password = { command = [\"helper\", <1 argument(s) redacted>] }"), "{out}");
+        assert!(out.contains("password = { env = \"WORK_PASS\" }"), "{out}");
+        assert!(out.contains("pin_sha256 = \"abcd0011"), "{out}");
     }
 
     #[test]

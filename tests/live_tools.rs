@@ -483,3 +483,60 @@ fn fetch_thread_walks_references_when_the_server_cannot_thread() {
     assert_eq!(ok(&r)["meta"]["count"], json!(3));
     assert_eq!(ok(&r)["meta"]["complete"], json!(false));
 }
+
+#[test]
+fn sixty_four_concurrent_calls_are_all_answered_with_bounded_threads() {
+    let e = env(&Seed::Standard, "readonly");
+    let mut c = e.client(MODERN);
+    let meta = c.modern_meta();
+    for id in 1000..1064u64 {
+        let args = match id % 4 {
+            0 => json!({"folder": dc::ARCHIVE, "limit": 50}),
+            1 => json!({"folder": dc::ARCHIVE, "from": dc::ARCHIVE_KNOWN_SENDER}),
+            2 => json!({"subject": "Quarterly"}),
+            _ => json!({}),
+        };
+        c.send(
+            &json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"_meta": meta, "name": "search", "arguments": args}}),
+        );
+    }
+    // Cancel eight of them while the rest run.
+    for id in 1040..1048u64 {
+        c.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"_meta": meta, "requestId": id}}));
+    }
+    let pid = c.child.id();
+    let threads = || -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("Threads:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut peak = threads();
+    let mut answered = std::collections::BTreeMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while answered.len() < 56 && std::time::Instant::now() < deadline {
+        peak = peak.max(threads());
+        let v = c.recv(Duration::from_secs(60), Some("tools/call"));
+        if let Some(id) = v["id"].as_u64() {
+            assert!(answered.insert(id, v.clone()).is_none(), "two answers for {id}");
+        }
+    }
+    for id in 1000..1064u64 {
+        if (1040..1048).contains(&id) {
+            continue;
+        }
+        let v = answered.get(&id).unwrap_or_else(|| panic!("no answer for {id}"));
+        assert_eq!(v["result"]["isError"], json!(false), "{v}");
+    }
+    // At most 16 request threads (limits.max_in_flight) plus main, reader-side helpers and writer.
+    assert!((2..=16 + 6).contains(&peak), "peak of {peak} threads");
+    // Cancelled calls may have finished before the cancel arrived, but none is answered twice
+    // and nothing else arrives.
+    for v in c.drain(Duration::from_millis(500)) {
+        let id = v["id"].as_u64().unwrap_or(0);
+        assert!((1040..1048).contains(&id) && !answered.contains_key(&id), "unexpected {v}");
+    }
+}

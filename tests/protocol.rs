@@ -446,3 +446,30 @@ fn control_characters_are_refused_in_every_string_field_of_every_tool() {
     }
     assert!(checked > 100, "only {checked} cases");
 }
+
+#[test]
+fn print_config_redacts_and_help_lists_every_command() {
+    let (cfg, _d) = config("", "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("{ env = \"MAILMOAT_TEST_PW\" }", "{ command = [\"pw-helper\", \"--token\", \"CANARY-cli-arg-5\"] }");
+    std::fs::write(&cfg, text).unwrap();
+    let out = std::process::Command::new(mcp::bin()).args(["check", "--print-config", "--config"]).arg(&cfg).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("CANARY"), "{stdout}");
+    assert!(stdout.contains("password = { command = [\"pw-helper\", <2 argument(s) redacted>] }"), "{stdout}");
+    assert!(stdout.contains("max_body_chars: 100000"), "{stdout}");
+    let help = std::process::Command::new(mcp::bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for cmd in ["serve", "check", "--dry-run", "--print-config", "audit verify", "--version", "--config"] {
+        assert!(help.contains(cmd), "--help does not mention {cmd}");
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for line in help.lines().filter(|l| l.starts_with("    mailmoat ")) {
+        let usage = line.split("  ").next().unwrap().trim();
+        assert!(readme.contains(usage), "README's command list lacks `{usage}`");
+    }
+    let bad = std::process::Command::new(mcp::bin()).arg("--bogus").output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
