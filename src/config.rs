@@ -510,7 +510,7 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
             // message() is the parser's sentence without the quoted source snippet.
-            err(line, e.message().trim().to_string())
+            err(line, scrub_values(e.message().trim()))
         })?;
         let line_of_key = |needle: &str| text.find(needle).map(|at| line_of(text, at));
 
@@ -710,6 +710,43 @@ fn plausible_email(s: &str) -> bool {
         && s.chars().all(|c| !c.is_control() && !c.is_whitespace() && c != '<' && c != '>' && c != '"' && c != ',')
 }
 
+/// Removes values serde quotes in its messages (`invalid type: string "…"`, `unknown variant
+/// `…``), so that a secret typed into the wrong key never reaches an error message. Key names
+/// stay: an error must name the key.
+fn scrub_values(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    loop {
+        let string_at = rest.find("string \"");
+        let variant_at = rest.find("variant `");
+        let (at, open, close, keep) = match (string_at, variant_at) {
+            (Some(a), Some(b)) if b < a => (b, "variant `", '`', "variant"),
+            (Some(a), _) => (a, "string \"", '"', "string"),
+            (None, Some(b)) => (b, "variant `", '`', "variant"),
+            (None, None) => break,
+        };
+        out.push_str(&rest[..at]);
+        out.push_str(keep);
+        let after = &rest[at + open.len()..];
+        // Skip to the closing quote; serde escapes inner quotes in strings with a backslash.
+        let mut end = after.len();
+        let mut escaped = false;
+        for (i, ch) in after.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' {
+                escaped = true;
+            } else if ch == close {
+                end = i + ch.len_utf8();
+                break;
+            }
+        }
+        rest = &after[end.min(after.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn line_of(text: &str, byte: usize) -> usize {
     text.as_bytes()[..byte.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
@@ -830,8 +867,8 @@ tls = "starttls"
     #[test]
     fn bad_values_are_explained() {
         let cases: &[(&str, &str, &str)] = &[
-            ("posture = \"full\"", "posture = \"root\"", "unknown variant `root`"),
-            ("tls = \"starttls\"", "tls = \"none\"", "unknown variant `none`"),
+            ("posture = \"full\"", "posture = \"root\"", "unknown variant, expected one of `readonly`"),
+            ("tls = \"starttls\"", "tls = \"none\"", "unknown variant, expected `implicit` or `starttls`"),
             ("fetch_thread = \"deny\"", "fetch_threads = \"deny\"", "unknown tool `fetch_threads`"),
             ("pin_sha256 = \"AB", "pin_sha256 = \"XB", "pin_sha256 must be 64 hex digits"),
             ("password = { env = \"WORK_PASS\" }", "password = { env = \"A\", file = \"/x\" }", "exactly one of env, command or file"),
@@ -854,6 +891,20 @@ tls = "starttls"
         assert!(out.contains("password = { command = [\"helper\", <1 argument(s) redacted>] }"), "{out}");
         assert!(out.contains("password = { env = \"WORK_PASS\" }"), "{out}");
         assert!(out.contains("pin_sha256 = \"abcd0011"), "{out}");
+    }
+
+    #[test]
+    fn values_never_appear_in_errors() {
+        for (from, to) in [
+            ("fetch_thread = \"deny\"", "fetch_thread = \"CANARY-variant\""),
+            ("port = 1143", "port = \"CANARY-in-port\""),
+            ("tls = \"starttls\"", "tls = \"CANARY \\\" quoted\""),
+        ] {
+            let e = parse(&GOOD.replace(from, to)).unwrap_err();
+            assert!(!e.to_string().contains("CANARY"), "{e}");
+        }
+        assert_eq!(scrub_values("invalid type: string \"a\\\"b\", expected u16"), "invalid type: string, expected u16");
+        assert_eq!(scrub_values("unknown variant `x`, expected `allow` or `deny`"), "unknown variant, expected `allow` or `deny`");
     }
 
     #[test]
