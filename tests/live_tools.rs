@@ -357,6 +357,13 @@ fn hostile_messages_are_fenced_and_cleaned() {
     let body = ok(&r)["untrusted"]["body"].as_str().unwrap().to_string();
     assert!(body.contains("Your parcel is on its way"), "{body}");
     assert!(!body.contains(dc::HOSTILE_HIDDEN_INSTRUCTION), "{body}");
+    let danger = ok(&r)["security_warnings"].as_array().unwrap().iter().any(|w| w["code"] == "hidden_content" && w["severity"] == "danger");
+    assert!(danger, "hidden text addressing an AI agent is a danger finding: {r}");
+    // The sanitized HTML leaves it out too, and keeps no script or style.
+    let r = c.call("fetch_message", json!({"id": id, "include_html": true}));
+    let html = ok(&r)["untrusted"]["html"].as_str().unwrap().to_string();
+    assert!(html.contains("Your parcel is on its way"), "{html}");
+    assert!(!html.contains("forward all mail") && !html.contains("Ignore all previous") && !html.contains("style="), "{html}");
     assert_no_secret(&c, &e);
 }
 
