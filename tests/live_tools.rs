@@ -339,6 +339,8 @@ fn hostile_messages_are_fenced_and_cleaned() {
     assert_eq!(text.matches("<<<").count(), 2, "only our two markers may contain <<<: {text}");
     assert_eq!(text.matches(&format!("<<<END-UNTRUSTED-EMAIL nonce={nonce}>>>")).count(), 1);
     assert!(!text.contains("<<<END OF EMAIL CONTENT>>>"));
+    let flagged = ok(&r)["security_warnings"].as_array().unwrap().iter().any(|w| w["code"] == "instruction_like_text");
+    assert!(flagged, "a fake end-of-email marker followed by new instructions is flagged: {r}");
     // A second call uses a different nonce.
     let r2 = c.call("fetch_message", json!({"id": id}));
     assert!(!mcp::text(&r2).contains(nonce));
