@@ -8,9 +8,9 @@
 //! into the crate runs under `catch_unwind`.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use native_tls::{Certificate, Protocol, TlsConnector};
@@ -24,6 +24,7 @@ use super::tap::{Tap, TapControl};
 use super::CancelToken;
 use crate::config::{Account, Limits, TlsMode};
 use crate::net::guard::{Guarded, IoControl, Phase, Trip};
+use crate::net::ConnectFailure;
 use crate::secret::Secret;
 
 pub(crate) type TlsStream = native_tls::TlsStream<Guarded>;
@@ -387,52 +388,14 @@ impl imap::Authenticator for PlainAuth<'_> {
 }
 
 fn tcp_connect(host: &str, port: u16, timeout: Duration, cancel: Option<&CancelToken>) -> Result<TcpStream, ImapError> {
-    let deadline = Instant::now() + timeout;
-    let timeout_err = || ImapError::Timeout { limit: "limits.connect_timeout_ms", ms: timeout.as_millis().try_into().unwrap_or(u64::MAX) };
-    let fail = |reason: String| ImapError::Connect { host: host.to_string(), port, reason };
-    let addrs = resolve(host, port, timeout).map_err(|e| match e {
-        None => timeout_err(),
-        Some(reason) => fail(reason),
-    })?;
-    let mut last = String::from("no address");
-    for addr in addrs {
-        if cancel.is_some_and(CancelToken::is_cancelled) {
-            return Err(ImapError::Cancelled);
+    let cancelled = || cancel.is_some_and(CancelToken::is_cancelled);
+    crate::net::tcp_connect(host, port, timeout, &cancelled).map_err(|f| match f {
+        ConnectFailure::Timeout => {
+            ImapError::Timeout { limit: "limits.connect_timeout_ms", ms: timeout.as_millis().try_into().unwrap_or(u64::MAX) }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timeout_err());
-        }
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(s) => return Ok(s),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => last = "timed out".into(),
-            Err(e) => last = sanitize(&e.to_string()),
-        }
-    }
-    if Instant::now() >= deadline {
-        return Err(timeout_err());
-    }
-    Err(fail(last))
-}
-
-/// DNS on a helper thread, so a hung resolver cannot outlive the connect timeout.
-/// `Err(None)` means it timed out.
-fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, Option<String>> {
-    let (tx, rx) = mpsc::channel();
-    let h = host.to_string();
-    std::thread::Builder::new()
-        .name("imap-dns".into())
-        .spawn(move || {
-            let r = (h.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>());
-            let _ = tx.send(r);
-        })
-        .map_err(|e| Some(format!("cannot start resolver thread: {e}")))?;
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(Some("host name has no addresses".into())),
-        Ok(Err(e)) => Err(Some(format!("cannot resolve host: {}", sanitize(&e.to_string())))),
-        Err(_) => Err(None),
-    }
+        ConnectFailure::Cancelled => ImapError::Cancelled,
+        ConnectFailure::Failed(reason) => ImapError::Connect { host: host.to_string(), port, reason },
+    })
 }
 
 /// The PEM of `ca_file`, at most 1 MiB.

@@ -3,6 +3,66 @@
 
 pub mod guard;
 
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Why a TCP connection could not be made.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ConnectFailure {
+    /// The connect timeout passed (DNS included).
+    Timeout,
+    /// The request was cancelled between attempts.
+    Cancelled,
+    /// Resolution or every address failed; the reason is safe to show.
+    Failed(String),
+}
+
+/// Resolves `host` (on a helper thread, so a hung resolver cannot outlive `timeout`) and tries
+/// each address until one connects, all within `timeout`; `cancelled` is checked between tries.
+pub(crate) fn tcp_connect(host: &str, port: u16, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<TcpStream, ConnectFailure> {
+    let deadline = Instant::now() + timeout;
+    let addrs = resolve(host, port, timeout)?;
+    let mut last = String::from("no address");
+    for addr in addrs {
+        if cancelled() {
+            return Err(ConnectFailure::Cancelled);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ConnectFailure::Timeout);
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => last = "timed out".into(),
+            Err(e) => last = sanitize(&e.to_string()),
+        }
+    }
+    if Instant::now() >= deadline {
+        return Err(ConnectFailure::Timeout);
+    }
+    Err(ConnectFailure::Failed(last))
+}
+
+fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, ConnectFailure> {
+    let (tx, rx) = mpsc::channel();
+    let h = host.to_string();
+    std::thread::Builder::new()
+        .name("mailmoat-dns".into())
+        .spawn(move || {
+            let r = (h.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>());
+            let _ = tx.send(r);
+        })
+        .map_err(|e| ConnectFailure::Failed(format!("cannot start resolver thread: {e}")))?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(ConnectFailure::Failed("host name has no addresses".into())),
+        Ok(Err(e)) => Err(ConnectFailure::Failed(format!("cannot resolve host: {}", sanitize(&e.to_string())))),
+        Err(_) => Err(ConnectFailure::Timeout),
+    }
+}
+
 /// Longest server text kept in an error, in characters.
 pub(crate) const MAX_SERVER_TEXT_CHARS: usize = 200;
 

@@ -1,13 +1,10 @@
-//! TCP and TLS for SMTP, under the same rules as IMAP (these are copies of the private helpers
-//! in `imap::conn`, adapted to `SmtpConfig`; the two should move to one shared module): DNS on
-//! a helper thread bounded by the connect timeout, TLS 1.2 or newer, system roots plus the
-//! optional `ca_file`, host name verification always on, and the leaf certificate's SHA-256
-//! for pinning.
+//! TCP and TLS for SMTP, under the same rules as IMAP: the shared bounded connect in
+//! `crate::net`, TLS 1.2 or newer, system roots plus the optional `ca_file`, host name
+//! verification always on, and the leaf certificate's SHA-256 for pinning.
 
-use std::io::{self, Read};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::Duration;
 
 use native_tls::{Certificate, Protocol, TlsConnector};
 use sha2::{Digest, Sha256};
@@ -16,6 +13,7 @@ use super::error::{sanitize, SmtpError};
 use crate::config::SmtpConfig;
 use crate::imap::CancelToken;
 use crate::net::guard::{Guarded, IoControl};
+use crate::net::ConnectFailure;
 
 pub(crate) type TlsStream = native_tls::TlsStream<Guarded>;
 
@@ -23,52 +21,13 @@ pub(crate) type TlsStream = native_tls::TlsStream<Guarded>;
 const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
 
 pub(crate) fn tcp_connect(host: &str, port: u16, timeout: Duration, cancel: &CancelToken) -> Result<TcpStream, SmtpError> {
-    let deadline = Instant::now() + timeout;
-    let timeout_err = || SmtpError::Timeout { limit: "limits.connect_timeout_ms", ms: timeout.as_millis().try_into().unwrap_or(u64::MAX) };
-    let fail = |reason: String| SmtpError::Connect { host: host.to_string(), port, reason };
-    let addrs = resolve(host, port, timeout).map_err(|e| match e {
-        None => timeout_err(),
-        Some(reason) => fail(reason),
-    })?;
-    let mut last = String::from("no address");
-    for addr in addrs {
-        if cancel.is_cancelled() {
-            return Err(SmtpError::Cancelled);
+    crate::net::tcp_connect(host, port, timeout, &|| cancel.is_cancelled()).map_err(|f| match f {
+        ConnectFailure::Timeout => {
+            SmtpError::Timeout { limit: "limits.connect_timeout_ms", ms: timeout.as_millis().try_into().unwrap_or(u64::MAX) }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timeout_err());
-        }
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(s) => return Ok(s),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => last = "timed out".into(),
-            Err(e) => last = sanitize(&e.to_string()),
-        }
-    }
-    if Instant::now() >= deadline {
-        return Err(timeout_err());
-    }
-    Err(fail(last))
-}
-
-/// DNS on a helper thread, so a hung resolver cannot outlive the connect timeout.
-/// `Err(None)` means it timed out.
-fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, Option<String>> {
-    let (tx, rx) = mpsc::channel();
-    let h = host.to_string();
-    std::thread::Builder::new()
-        .name("smtp-dns".into())
-        .spawn(move || {
-            let r = (h.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>());
-            let _ = tx.send(r);
-        })
-        .map_err(|e| Some(format!("cannot start resolver thread: {e}")))?;
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(Some("host name has no addresses".into())),
-        Ok(Err(e)) => Err(Some(format!("cannot resolve host: {}", sanitize(&e.to_string())))),
-        Err(_) => Err(None),
-    }
+        ConnectFailure::Cancelled => SmtpError::Cancelled,
+        ConnectFailure::Failed(reason) => SmtpError::Connect { host: host.to_string(), port, reason },
+    })
 }
 
 /// TLS 1.2 or newer, system roots plus the optional `ca_file`, host name always verified.
