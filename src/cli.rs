@@ -215,7 +215,7 @@ fn check(cfg: &Config) -> i32 {
         );
         match client.check() {
             Ok(r) => {
-                println!("  ok: logged in in {} ms", r.login_ms);
+                println!("  ok: authenticated with {} in {} ms", r.mechanism, r.login_ms);
                 println!("  tls: {}", r.tls);
                 println!("  certificate sha256: {}", r.cert_sha256);
                 println!("  capabilities: {}", r.capabilities.join(" "));

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::secret::SecretSource;
+use crate::secret::{Credential, SecretSource};
 
 /// How much power the agent gets. Ordered: each level includes the ones before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -204,7 +204,8 @@ pub struct ImapConfig {
     pub port: u16,
     pub tls: TlsMode,
     pub username: String,
-    pub password: SecretSource,
+    /// `password` or `oauth2_token`.
+    pub credential: Credential,
     pub ca_file: Option<PathBuf>,
     /// SHA-256 of the server's leaf certificate (DER).
     pub pin_sha256: Option<[u8; 32]>,
@@ -247,7 +248,8 @@ pub struct SmtpConfig {
     pub port: u16,
     pub tls: TlsMode,
     pub username: String,
-    pub password: SecretSource,
+    /// `password` or `oauth2_token`; defaults to the IMAP one.
+    pub credential: Credential,
     pub ca_file: Option<PathBuf>,
     pub pin_sha256: Option<[u8; 32]>,
 }
@@ -265,6 +267,10 @@ pub struct Config {
     pub audit: crate::audit::AuditConfig,
     pub rate_limits: crate::ratelimit::RateConfig,
     pub circuit_breaker: crate::ratelimit::BreakerConfig,
+}
+
+fn redacted_credential(c: &Credential) -> String {
+    format!("{} = {}", c.key(), redacted_source(c.source()))
 }
 
 fn redacted_source(s: &SecretSource) -> String {
@@ -311,23 +317,23 @@ impl Config {
             ));
             let i = &a.imap;
             o.push_str(&format!(
-                "[accounts.{name}.imap]\nhost = {:?}\nport = {}\ntls = {:?}\nusername = {:?}\npassword = {}\nca_file = {:?}\npin_sha256 = {:?}\n",
+                "[accounts.{name}.imap]\nhost = {:?}\nport = {}\ntls = {:?}\nusername = {:?}\n{}\nca_file = {:?}\npin_sha256 = {:?}\n",
                 i.host,
                 i.port,
                 format!("{:?}", i.tls).to_lowercase(),
                 i.username,
-                redacted_source(&i.password),
+                redacted_credential(&i.credential),
                 i.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
                 pin_hex(&i.pin_sha256)
             ));
             if let Some(sm) = &a.smtp {
                 o.push_str(&format!(
-                    "[accounts.{name}.smtp]\nhost = {:?}\nport = {}\ntls = {:?}\nusername = {:?}\npassword = {}\nca_file = {:?}\npin_sha256 = {:?}\n",
+                    "[accounts.{name}.smtp]\nhost = {:?}\nport = {}\ntls = {:?}\nusername = {:?}\n{}\nca_file = {:?}\npin_sha256 = {:?}\n",
                     sm.host,
                     sm.port,
                     format!("{:?}", sm.tls).to_lowercase(),
                     sm.username,
-                    redacted_source(&sm.password),
+                    redacted_credential(&sm.credential),
                     sm.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
                     pin_hex(&sm.pin_sha256)
                 ));
@@ -409,8 +415,9 @@ struct RawSmtp {
     tls: Option<TlsMode>,
     /// Defaults to the IMAP username.
     username: Option<String>,
-    /// Defaults to the IMAP password source.
+    /// Defaults to the IMAP credential (password or token).
     password: Option<RawSecret>,
+    oauth2_token: Option<RawSecret>,
     ca_file: Option<PathBuf>,
     pin_sha256: Option<String>,
 }
@@ -422,7 +429,8 @@ struct RawImap {
     port: Option<u16>,
     tls: Option<TlsMode>,
     username: String,
-    password: RawSecret,
+    password: Option<RawSecret>,
+    oauth2_token: Option<RawSecret>,
     ca_file: Option<PathBuf>,
     pin_sha256: Option<String>,
 }
@@ -570,13 +578,9 @@ fn build_account(name: &str, acc: RawAccount, global: Posture) -> Result<Account
     if imap.username.is_empty() || imap.username.len() > 512 || imap.username.chars().any(char::is_control) {
         return Err(format!("accounts.{name}.imap.username must be 1-512 characters without control characters"));
     }
-    let password = match imap.password {
-        RawSecret::Literal(_) => {
-            return Err(format!(
-                "accounts.{name}.imap.password: literal passwords are refused; use {{ env = \"VAR\" }}, {{ command = [\"prog\", \"arg\"] }} or {{ file = \"/path\" }}"
-            ))
-        }
-        RawSecret::Table(t) => secret_source(t).map_err(|m| format!("accounts.{name}.imap.password: {m}"))?,
+    let credential = match credential(&format!("accounts.{name}.imap"), imap.password, imap.oauth2_token)? {
+        Some(c) => c,
+        None => return Err(format!("accounts.{name}.imap: give password or oauth2_token")),
     };
     let tls = imap.tls.unwrap_or(TlsMode::Implicit);
     let port = imap.port.unwrap_or(match tls {
@@ -595,7 +599,7 @@ fn build_account(name: &str, acc: RawAccount, global: Posture) -> Result<Account
     let posture = acc.posture.map_or(global, |p| p.min(global));
     let smtp = match acc.smtp {
         None => None,
-        Some(sm) => Some(build_smtp(name, sm, &imap.username, &password)?),
+        Some(sm) => Some(build_smtp(name, sm, &imap.username, &credential)?),
     };
     let mut trusted_domains = Vec::new();
     for d in acc.trusted_domains {
@@ -627,7 +631,7 @@ fn build_account(name: &str, acc: RawAccount, global: Posture) -> Result<Account
         email: acc.email,
         posture,
         own_posture: acc.posture,
-        imap: ImapConfig { host: imap.host, port, tls, username: imap.username, password, ca_file: imap.ca_file, pin_sha256 },
+        imap: ImapConfig { host: imap.host, port, tls, username: imap.username, credential, ca_file: imap.ca_file, pin_sha256 },
         smtp,
         trusted_domains,
         trusted_authserv_id: acc.trusted_authserv_id,
@@ -640,7 +644,7 @@ fn valid_host(h: &str) -> bool {
     !(h.is_empty() || h.len() > 253 || h.bytes().any(|b| b <= b' ' || b == b'/' || b >= 0x7f))
 }
 
-fn build_smtp(name: &str, sm: RawSmtp, imap_user: &str, imap_password: &SecretSource) -> Result<SmtpConfig, String> {
+fn build_smtp(name: &str, sm: RawSmtp, imap_user: &str, imap_credential: &Credential) -> Result<SmtpConfig, String> {
     if !valid_host(&sm.host) {
         return Err(format!("accounts.{name}.smtp.host is not a valid host name"));
     }
@@ -656,20 +660,30 @@ fn build_smtp(name: &str, sm: RawSmtp, imap_user: &str, imap_password: &SecretSo
     if username.is_empty() || username.len() > 512 || username.chars().any(char::is_control) {
         return Err(format!("accounts.{name}.smtp.username must be 1-512 characters without control characters"));
     }
-    let password = match sm.password {
-        None => imap_password.clone(),
-        Some(RawSecret::Literal(_)) => {
-            return Err(format!(
-                "accounts.{name}.smtp.password: literal passwords are refused; use {{ env = \"VAR\" }}, {{ command = [\"prog\", \"arg\"] }} or {{ file = \"/path\" }}"
-            ))
-        }
-        Some(RawSecret::Table(t)) => secret_source(t).map_err(|m| format!("accounts.{name}.smtp.password: {m}"))?,
-    };
+    let credential = credential(&format!("accounts.{name}.smtp"), sm.password, sm.oauth2_token)?.unwrap_or_else(|| imap_credential.clone());
     let pin_sha256 = match sm.pin_sha256 {
         None => None,
         Some(p) => Some(parse_pin(&p).ok_or_else(|| format!("accounts.{name}.smtp.pin_sha256 must be 64 hex digits (colons allowed)"))?),
     };
-    Ok(SmtpConfig { host: sm.host, port, tls, username, password, ca_file: sm.ca_file, pin_sha256 })
+    Ok(SmtpConfig { host: sm.host, port, tls, username, credential, ca_file: sm.ca_file, pin_sha256 })
+}
+
+/// The credential of one `[accounts.NAME.imap]` or `.smtp` table (`at`): at most one of
+/// `password` and `oauth2_token`, each a table naming its source.
+fn credential(at: &str, password: Option<RawSecret>, token: Option<RawSecret>) -> Result<Option<Credential>, String> {
+    let source = |key: &str, raw: RawSecret| match raw {
+        RawSecret::Literal(_) => Err(format!(
+            "{at}.{key}: literal {} are refused; use {{ env = \"VAR\" }}, {{ command = [\"prog\", \"arg\"] }} or {{ file = \"/path\" }}",
+            if key == "password" { "passwords" } else { "tokens" }
+        )),
+        RawSecret::Table(t) => secret_source(t).map_err(|m| format!("{at}.{key}: {m}")),
+    };
+    match (password, token) {
+        (Some(_), Some(_)) => Err(format!("{at}: give password or oauth2_token, not both")),
+        (Some(p), None) => Ok(Some(Credential::Password(source("password", p)?))),
+        (None, Some(t)) => Ok(Some(Credential::OAuth2(source("oauth2_token", t)?))),
+        (None, None) => Ok(None),
+    }
 }
 
 fn secret_source(t: RawSecretTable) -> Result<SecretSource, String> {
@@ -800,7 +814,7 @@ tls = "starttls"
         assert!(c.accounts["work"].smtp.is_none());
         let smtp = c.accounts["home"].smtp.as_ref().unwrap();
         assert_eq!((smtp.port, smtp.tls, smtp.username.as_str()), (587, TlsMode::Starttls, "me"));
-        assert_eq!(smtp.password, c.accounts["home"].imap.password);
+        assert_eq!(smtp.credential, c.accounts["home"].imap.credential);
         assert_eq!(c.accounts["home"].save_sent, SaveSent::Auto);
         assert_eq!(c.accounts["work"].domain(), "example.com");
     }
@@ -846,6 +860,36 @@ tls = "starttls"
         assert_eq!(e.line, Some(21));
         assert!(e.message.contains("unknown field `pasword`"), "{}", e.message);
         assert!(e.to_string().starts_with("/etc/mm.toml:21: "));
+    }
+
+    #[test]
+    fn oauth2_token_instead_of_a_password() {
+        let text = GOOD
+            .replace("password = { env = \"WORK_PASS\" }", "oauth2_token = { command = [\"oauth2-helper\", \"--account=CANARY-arg-3e\"] }");
+        let c = Config::parse(&text, Path::new("/x.toml")).unwrap();
+        let work = c.accounts.values().find(|a| a.imap.credential.key() == "oauth2_token").expect("an oauth2 account");
+        assert_eq!(
+            work.imap.credential,
+            Credential::OAuth2(SecretSource::Command(vec!["oauth2-helper".into(), "--account=CANARY-arg-3e".into()]))
+        );
+        let out = c.redacted();
+        assert!(out.contains("oauth2_token = { command = [\"oauth2-helper\", <1 argument(s) redacted>] }"), "{out}");
+        assert!(!out.contains("CANARY"), "{out}");
+        for (replace, want) in [
+            ("password = { env = \"WORK_PASS\" }", "give password or oauth2_token, not both"),
+            ("password = { env = \"WORK_PASS\" }\n", "give password or oauth2_token"),
+        ] {
+            let with = if want.ends_with("not both") {
+                GOOD.replace(replace, "password = { env = \"WORK_PASS\" }\noauth2_token = { env = \"TOK\" }")
+            } else {
+                GOOD.replace(replace, "")
+            };
+            let e = Config::parse(&with, Path::new("/x.toml")).unwrap_err();
+            assert!(e.message.contains(want), "{}", e.message);
+        }
+        let e = Config::parse(&GOOD.replace("password = { env = \"WORK_PASS\" }", "oauth2_token = \"CANARY-tok-8\""), Path::new("/x.toml"))
+            .unwrap_err();
+        assert!(e.message.contains("oauth2_token: literal tokens are refused") && !e.to_string().contains("CANARY"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
@@ -34,6 +35,33 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(redacted)")
+    }
+}
+
+/// How an account proves who it is to a server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A password: IMAP `AUTHENTICATE PLAIN` or `LOGIN`, SMTP `AUTH PLAIN` or `LOGIN`.
+    Password(SecretSource),
+    /// An OAuth 2.0 access token for SASL `XOAUTH2`, printed by a helper (or read from env or a
+    /// file); cached until a server rejects it, see [`oauth2_token`].
+    OAuth2(SecretSource),
+}
+
+impl Credential {
+    /// Where the secret comes from.
+    pub fn source(&self) -> &SecretSource {
+        match self {
+            Credential::Password(s) | Credential::OAuth2(s) => s,
+        }
+    }
+
+    /// The config key that names this credential (`password` or `oauth2_token`).
+    pub fn key(&self) -> &'static str {
+        match self {
+            Credential::Password(_) => "password",
+            Credential::OAuth2(_) => "oauth2_token",
+        }
     }
 }
 
@@ -121,6 +149,85 @@ impl SecretSource {
             SecretSource::File(path) => read_file(path).and_then(|b| first_line(b, &self.describe())),
         }
     }
+}
+
+/// An access token and whether its source was consulted just now (`fresh`) or it came from
+/// the cache.
+pub struct Token {
+    pub secret: Secret,
+    pub fresh: bool,
+}
+
+/// Access tokens by source, kept until a server rejects them. Tokens are short-lived and
+/// helpers can be slow (a refresh is a network round trip), so they are not fetched per login.
+static TOKENS: Mutex<Vec<(SecretSource, Secret)>> = Mutex::new(Vec::new());
+
+/// The access token for `source`: the cached one, or a new one from the source.
+pub fn oauth2_token(source: &SecretSource, command_timeout: Duration) -> Result<Token, SecretError> {
+    let cached = TOKENS.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(s, _)| s == source).map(|(_, t)| t.clone());
+    if let Some(secret) = cached {
+        return Ok(Token { secret, fresh: false });
+    }
+    let secret = source.resolve(command_timeout)?;
+    let mut tokens = TOKENS.lock().unwrap_or_else(|p| p.into_inner());
+    tokens.retain(|(s, _)| s != source);
+    tokens.push((source.clone(), secret.clone()));
+    Ok(Token { secret, fresh: true })
+}
+
+/// A server refused `token`: forget it (unless another login already replaced it), so that the
+/// next [`oauth2_token`] consults the source again.
+pub fn oauth2_rejected(source: &SecretSource, token: &Secret) {
+    TOKENS.lock().unwrap_or_else(|p| p.into_inner()).retain(|(s, t)| !(s == source && t.expose() == token.expose()));
+}
+
+/// Authenticates with an access token, by `attempt`. A cached token that the server refuses
+/// (`refused` says which errors mean that) is dropped and the source is consulted once more; the
+/// attempt is repeated once, and only when that yields a different token. A token fresh from the
+/// source is never retried: repeated refusals lock accounts at some providers.
+pub fn with_oauth2_token<T, E>(
+    source: &SecretSource,
+    command_timeout: Duration,
+    from_secret_error: impl Fn(SecretError) -> E,
+    refused: impl Fn(&E) -> bool,
+    mut attempt: impl FnMut(&Secret) -> Result<T, E>,
+) -> Result<T, E> {
+    let token = oauth2_token(source, command_timeout).map_err(&from_secret_error)?;
+    let first = attempt(&token.secret);
+    match first {
+        Err(e) if !token.fresh && refused(&e) => {
+            oauth2_rejected(source, &token.secret);
+            let again = oauth2_token(source, command_timeout).map_err(&from_secret_error)?;
+            if again.secret.expose() == token.secret.expose() {
+                oauth2_rejected(source, &again.secret);
+                return Err(e);
+            }
+            let second = attempt(&again.secret);
+            if second.as_ref().is_err_and(&refused) {
+                oauth2_rejected(source, &again.secret);
+            }
+            second
+        }
+        Err(e) => {
+            if refused(&e) {
+                oauth2_rejected(source, &token.secret);
+            }
+            Err(e)
+        }
+        ok => ok,
+    }
+}
+
+/// The SASL XOAUTH2 initial response (before base64): `user=U^Aauth=Bearer T^A^A`.
+pub fn xoauth2_response(user: &str, token: &Secret) -> Zeroizing<Vec<u8>> {
+    let t = token.expose().as_bytes();
+    let mut v = Zeroizing::new(Vec::with_capacity(user.len() + t.len() + 24));
+    v.extend_from_slice(b"user=");
+    v.extend_from_slice(user.as_bytes());
+    v.extend_from_slice(b"\x01auth=Bearer ");
+    v.extend_from_slice(t);
+    v.extend_from_slice(b"\x01\x01");
+    v
 }
 
 fn first_line(bytes: Zeroizing<Vec<u8>>, source: &str) -> Result<Secret, SecretError> {
@@ -254,5 +361,99 @@ mod tests {
     fn env_missing_names_the_variable() {
         let err = SecretSource::Env("MAILMOAT_TEST_UNSET_VAR_91".into()).resolve(Duration::from_secs(1)).unwrap_err();
         assert_eq!(err.to_string(), "environment variable MAILMOAT_TEST_UNSET_VAR_91 is not set (or is not valid UTF-8)");
+    }
+
+    /// A helper that prints the token in `dir/token` and logs each run to `dir/runs`.
+    fn token_helper(name: &str) -> (SecretSource, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("mailmoat-oauth-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        (SecretSource::Command(vec!["/bin/sh".into(), "-c".into(), format!("echo run >> {d}/runs; cat {d}/token")]), dir)
+    }
+
+    fn runs(dir: &Path) -> usize {
+        std::fs::read_to_string(dir.join("runs")).map_or(0, |s| s.lines().count())
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum E {
+        Refused,
+        Other,
+        Secret,
+    }
+
+    #[test]
+    fn oauth2_token_is_cached_and_refetched_once_when_refused() {
+        let (src, dir) = token_helper("cache");
+        let t = Duration::from_secs(5);
+        std::fs::write(dir.join("token"), "A\n").unwrap();
+        let mut seen = Vec::new();
+        // Accepted: one helper run, then the cache.
+        for _ in 0..2 {
+            let r = with_oauth2_token(
+                &src,
+                t,
+                |_| E::Secret,
+                |e| *e == E::Refused,
+                |tok| {
+                    seen.push(tok.expose().to_string());
+                    Ok::<_, E>(())
+                },
+            );
+            assert_eq!(r, Ok(()));
+        }
+        assert_eq!((runs(&dir), seen.as_slice()), (1, &["A".to_string(), "A".to_string()][..]));
+        // The cached token is refused: one more run, one retry with the new token.
+        std::fs::write(dir.join("token"), "B\n").unwrap();
+        seen.clear();
+        let r = with_oauth2_token(
+            &src,
+            t,
+            |_| E::Secret,
+            |e| *e == E::Refused,
+            |tok| {
+                seen.push(tok.expose().to_string());
+                if tok.expose() == "A" {
+                    Err(E::Refused)
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert_eq!((r, runs(&dir), seen.as_slice()), (Ok(()), 2, &["A".to_string(), "B".to_string()][..]));
+        // Refused, and the helper has nothing new: no second attempt with the same token.
+        seen.clear();
+        let r = with_oauth2_token(
+            &src,
+            t,
+            |_| E::Secret,
+            |e| *e == E::Refused,
+            |tok| {
+                seen.push(tok.expose().to_string());
+                Err::<(), _>(E::Refused)
+            },
+        );
+        assert_eq!((r, runs(&dir), seen.len()), (Err(E::Refused), 3, 1));
+        // A fresh token that is refused is not retried, and a failure that is not a refusal
+        // keeps the cached token.
+        std::fs::write(dir.join("token"), "C\n").unwrap();
+        let r = with_oauth2_token(&src, t, |_| E::Secret, |e| *e == E::Refused, |_| Err::<(), _>(E::Refused));
+        assert_eq!((r, runs(&dir)), (Err(E::Refused), 4));
+        let r = with_oauth2_token(&src, t, |_| E::Secret, |e| *e == E::Refused, |_| Err::<(), _>(E::Other));
+        assert_eq!((r, runs(&dir)), (Err(E::Other), 5));
+        let r = with_oauth2_token(&src, t, |_| E::Secret, |e| *e == E::Refused, |_| Ok::<_, E>(()));
+        assert_eq!((r, runs(&dir)), (Ok(()), 5));
+        // A helper that fails is a secret error.
+        std::fs::remove_file(dir.join("token")).unwrap();
+        let (bad, _) = token_helper("missing");
+        let r = with_oauth2_token(&bad, t, |_| E::Secret, |e| *e == E::Refused, |_| Ok::<_, E>(()));
+        assert_eq!(r, Err(E::Secret));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn xoauth2_initial_response_layout() {
+        let r = xoauth2_response("me@example.com", &Secret::new("ya29.tok".into()));
+        assert_eq!(&r[..], b"user=me@example.com\x01auth=Bearer ya29.tok\x01\x01");
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::dovecot::{self, Dovecot, Mailbox, Seed};
 use mailmoat::config::{Account, Config, Limits, TlsMode};
 use mailmoat::imap::{CancelToken, ImapClient, ImapError, MailboxName, OpCtx, SearchQuery};
-use mailmoat::secret::SecretSource;
+use mailmoat::secret::{Credential, SecretSource};
 
 fn no_progress(_: u64, _: Option<u64>) {}
 
@@ -246,7 +246,7 @@ fn tls_modes_and_certificates() {
         let (imaps, imap_port) = (dc.imaps_port, dc.imap_port);
         let c = client_with(&dc, |a, _| {
             a.imap.ca_file = Some(other.ca_pem.clone());
-            a.imap.password = SecretSource::Env("MAILMOAT_TEST_NEVER_SET_7b1".into());
+            a.imap.credential = Credential::Password(SecretSource::Env("MAILMOAT_TEST_NEVER_SET_7b1".into()));
             a.imap.tls = tls;
             a.imap.port = if tls == TlsMode::Implicit { imaps } else { imap_port };
         });
@@ -263,7 +263,7 @@ fn tls_modes_and_certificates() {
     // A wrong password: auth_failed, the server's text, and never the password.
     let pwfile = dc.dir.join("wrong-password");
     write_private(&pwfile, "CANARY-wrong-pass-93\n");
-    let e = client_with(&dc, |a, _| a.imap.password = SecretSource::File(pwfile.clone())).check().unwrap_err();
+    let e = client_with(&dc, |a, _| a.imap.credential = Credential::Password(SecretSource::File(pwfile.clone()))).check().unwrap_err();
     assert_eq!(e.code(), "auth_failed", "{e}");
     assert!(e.to_string().contains("AUTHENTICATIONFAILED"), "{e}");
     assert!(!format!("{e} {e:?}").contains("CANARY"), "{e:?}");

@@ -7,6 +7,7 @@
 //! the guard is armed with the command's deadline, byte budget and cancel flag, and the call
 //! into the crate runs under `catch_unwind`.
 
+use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -25,7 +26,7 @@ use super::CancelToken;
 use crate::config::{Account, Limits, TlsMode};
 use crate::net::guard::{Guarded, IoControl, Phase, Trip};
 use crate::net::ConnectFailure;
-use crate::secret::Secret;
+use crate::secret::{self, Credential, Secret};
 
 pub(crate) type TlsStream = native_tls::TlsStream<Guarded>;
 
@@ -110,6 +111,8 @@ pub(crate) struct Conn {
     pub last_used: Instant,
     /// Milliseconds from the start of the TCP connect to the end of login.
     pub login_ms: u64,
+    /// How we authenticated: `PLAIN`, `LOGIN` or `XOAUTH2`.
+    pub mechanism: &'static str,
     /// Set when a command that changes the mailbox has been sent in the current operation: an
     /// operation that fails after that point is never retried (it may have taken effect).
     pub mutation_sent: bool,
@@ -313,28 +316,61 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
 
     // Capabilities over TLS (never trust the plaintext list), before any credential is sent.
     let caps = PreAuth { stream: &mut tls, ctl: &ctl }.capability("m3")?;
-    let use_plain = has_cap(&caps, "AUTH=PLAIN");
-    if !use_plain && has_cap(&caps, "LOGINDISABLED") {
-        return Err(ImapError::Auth { reason: "the server disabled LOGIN and offers no AUTH=PLAIN".into() });
-    }
-
-    // The secret is resolved only now: never for a server whose certificate did not verify.
-    let password = imap.password.resolve(limits.secret_command_timeout())?;
-    ctl.arm(response_phase(limits.command_timeout(), "limits.command_timeout_ms", limits.max_response_bytes, cancel));
     let tap = TapControl::new();
     let client = imap::Client::new(Tap::new(tls, tap.clone()));
-    let login = catch_unwind(AssertUnwindSafe(|| {
-        let result = if use_plain {
-            let auth = PlainAuth { user: &imap.username, password: &password };
-            client.authenticate("PLAIN", &auth)
-        } else {
-            client.login(&imap.username, password.expose())
-        };
-        // On failure the crate hands the unauthenticated client back; it is dropped here.
-        result.map_err(|(e, _client)| login_error(&ctl, e, &password))
-    }));
-    let session = login.unwrap_or(Err(ImapError::Panicked { context: "login" }))?;
-    drop(password);
+    let arm = || ctl.arm(response_phase(limits.command_timeout(), "limits.command_timeout_ms", limits.max_response_bytes, cancel));
+    // Secrets are resolved only now: never for a server whose certificate did not verify.
+    let mut mechanism = "XOAUTH2";
+    let session = match &imap.credential {
+        Credential::Password(source) => {
+            let use_plain = has_cap(&caps, "AUTH=PLAIN");
+            if !use_plain && has_cap(&caps, "LOGINDISABLED") {
+                return Err(ImapError::Auth { reason: "the server disabled LOGIN and offers no AUTH=PLAIN".into() });
+            }
+            let password = source.resolve(limits.secret_command_timeout())?;
+            mechanism = if use_plain { "PLAIN" } else { "LOGIN" };
+            arm();
+            let login = catch_unwind(AssertUnwindSafe(|| {
+                let result = if use_plain {
+                    let auth = PlainAuth { user: &imap.username, password: &password };
+                    client.authenticate("PLAIN", &auth)
+                } else {
+                    client.login(&imap.username, password.expose())
+                };
+                // On failure the crate hands the unauthenticated client back; it is dropped here.
+                result.map_err(|(e, _client)| {
+                    let sasl =
+                        use_plain.then(|| imap::Authenticator::process(&PlainAuth { user: &imap.username, password: &password }, b""));
+                    login_error(&ctl, e, &password, sasl.as_deref().map_or(&[][..], |v| &v[..]))
+                })
+            }));
+            login.unwrap_or(Err(ImapError::Panicked { context: "login" }))?
+        }
+        Credential::OAuth2(source) => {
+            if !has_cap(&caps, "AUTH=XOAUTH2") {
+                return Err(ImapError::Auth { reason: "the server does not offer AUTH=XOAUTH2, which oauth2_token needs".into() });
+            }
+            // A refused token leaves the connection unauthenticated and usable: the crate hands
+            // the client back, and a retry with a new token goes over the same connection.
+            let mut client = Some(client);
+            let refused = |e: &ImapError| matches!(e, ImapError::Auth { .. });
+            secret::with_oauth2_token(source, limits.secret_command_timeout(), ImapError::Secret, refused, |token| {
+                let c = client.take().ok_or(ImapError::Panicked { context: "login" })?;
+                arm();
+                let auth = XOAuth2 { response: secret::xoauth2_response(&imap.username, token), asked: Cell::new(false) };
+                // Boxed: the crate's error pairs the error with the whole client.
+                match catch_unwind(AssertUnwindSafe(|| c.authenticate("XOAUTH2", &auth).map_err(Box::new))) {
+                    Ok(Ok(session)) => Ok(session),
+                    Ok(Err(failed)) => {
+                        let (e, c) = *failed;
+                        client = Some(c);
+                        Err(login_error(&ctl, e, token, &auth.response))
+                    }
+                    Err(_) => Err(ImapError::Panicked { context: "login" }),
+                }
+            })?
+        }
+    };
     let login_ms = started.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
 
     let mut conn = Conn {
@@ -346,6 +382,7 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
         cert_sha256,
         last_used: Instant::now(),
         login_ms,
+        mechanism,
         mutation_sent: false,
         discard: false,
     };
@@ -355,10 +392,18 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
     Ok(conn)
 }
 
-fn login_error(ctl: &IoControl, e: imap::Error, password: &Secret) -> ImapError {
+/// A login failure as an error; the secret, and the SASL response we sent in base64, are
+/// redacted from the server's text (a hostile server can echo what it received).
+fn login_error(ctl: &IoControl, e: imap::Error, password: &Secret, sasl: &[u8]) -> ImapError {
+    let mut encoded = Zeroizing::new(Vec::new());
+    crate::compose::base64_into(sasl, &mut encoded);
     let redact = |text: &str| {
-        let p = password.expose();
-        let clean = if p.len() >= 3 { text.replace(p, "[redacted]") } else { text.to_string() };
+        let mut clean = text.to_string();
+        for secret in [password.expose().as_bytes(), &encoded[..]] {
+            if secret.len() >= 3 {
+                clean = clean.replace(&*String::from_utf8_lossy(secret), "[redacted]");
+            }
+        }
         sanitize(&clean)
     };
     match crate_error(ctl, e, "during login") {
@@ -384,6 +429,24 @@ impl imap::Authenticator for PlainAuth<'_> {
         v.push(0);
         v.extend_from_slice(p);
         v
+    }
+}
+
+/// SASL XOAUTH2: the initial response to the first challenge; any later challenge is the
+/// server's JSON error report, answered with an empty line as the mechanism requires.
+struct XOAuth2 {
+    response: Zeroizing<Vec<u8>>,
+    asked: Cell<bool>,
+}
+
+impl imap::Authenticator for XOAuth2 {
+    type Response = Zeroizing<Vec<u8>>;
+    fn process(&self, _challenge: &[u8]) -> Self::Response {
+        if self.asked.replace(true) {
+            Zeroizing::new(Vec::new())
+        } else {
+            self.response.clone()
+        }
     }
 }
 

@@ -166,6 +166,8 @@ pub struct CheckReport {
     pub folder_count: usize,
     /// From the start of the TCP connect to the end of login.
     pub login_ms: u64,
+    /// The SASL mechanism (or `LOGIN`) that authenticated.
+    pub mechanism: &'static str,
 }
 
 /// The IMAP client of one account; owns that account's connection pool.
@@ -218,6 +220,7 @@ impl ImapClient {
                 capabilities: c.caps.clone(),
                 folder_count,
                 login_ms: c.login_ms,
+                mechanism: c.mechanism,
             })
         };
         catch_unwind(AssertUnwindSafe(run)).unwrap_or(Err(ImapError::Panicked { context: "check" }))

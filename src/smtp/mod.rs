@@ -35,6 +35,7 @@ pub use error::SmtpError;
 
 use crate::config::{Account, Limits, TlsMode};
 use crate::imap::CancelToken;
+use crate::secret::{self, Credential};
 
 /// What happened to one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,9 +145,16 @@ impl SmtpClient {
             self.account.smtp.as_ref().ok_or_else(|| SmtpError::Invalid(format!("account {} has no smtp settings", self.account.name)))?;
         let mut s = session::connect(&self.account, &self.limits, cancel)?;
         // The secret is resolved only now: never for a server whose certificate did not verify.
-        let password = smtp.password.resolve(self.limits.secret_command_timeout())?;
-        let mechanism = s.authenticate(&smtp.username, &password)?;
-        drop(password);
+        let timeout = self.limits.secret_command_timeout();
+        let mechanism = match &smtp.credential {
+            Credential::Password(source) => s.authenticate(&smtp.username, &source.resolve(timeout)?)?,
+            Credential::OAuth2(source) => {
+                let refused = |e: &SmtpError| matches!(e, SmtpError::Auth { .. });
+                secret::with_oauth2_token(source, timeout, SmtpError::Secret, refused, |token| {
+                    s.authenticate_xoauth2(&smtp.username, token)
+                })?
+            }
+        };
         Ok((s, mechanism, started.elapsed().as_millis().try_into().unwrap_or(u64::MAX)))
     }
 }

@@ -300,6 +300,42 @@ impl Session {
         })
     }
 
+    /// SASL XOAUTH2 with an access token, as an initial response. A refusal comes as a 334
+    /// challenge carrying the server's JSON error report, answered with an empty line (as the
+    /// mechanism requires) before the final 5xx.
+    pub(crate) fn authenticate_xoauth2(&mut self, user: &str, token: &Secret) -> Result<&'static str, SmtpError> {
+        let mechs = self.ext.auth_mechanisms();
+        if !mechs.iter().any(|m| m == "XOAUTH2") {
+            return Err(SmtpError::Auth {
+                reason: format!(
+                    "the server does not offer AUTH XOAUTH2, which oauth2_token needs (it offers {})",
+                    sanitize(&mechs.join(" "))
+                ),
+            });
+        }
+        let payload = crate::secret::xoauth2_response(user, token);
+        let mut encoded = Zeroizing::new(Vec::with_capacity(payload.len().div_ceil(3) * 4 + 16));
+        compose::base64_into(&payload, &mut encoded);
+        let mut line = Zeroizing::new(Vec::with_capacity(encoded.len() + 16));
+        line.extend_from_slice(b"AUTH XOAUTH2 ");
+        line.extend_from_slice(&encoded);
+        line.extend_from_slice(b"\r\n");
+        let mut r = self.command(&line, "AUTH XOAUTH2")?;
+        if r.code == 334 {
+            r = self.command(b"\r\n", "AUTH XOAUTH2")?;
+        }
+        if r.code == 235 {
+            return Ok("XOAUTH2");
+        }
+        let mut text = r.text();
+        for secret in [token.expose().as_bytes(), &encoded[..]] {
+            if secret.len() >= 3 {
+                text = text.replace(&*String::from_utf8_lossy(secret), "[redacted]");
+            }
+        }
+        Err(SmtpError::Auth { reason: text })
+    }
+
     /// One mail transaction: MAIL FROM, RCPT TO for each recipient (some may be refused), DATA,
     /// the message, and the final reply.
     pub(crate) fn transaction(&mut self, env: &Envelope, msg: &Prepared) -> Result<SendReport, SmtpError> {

@@ -121,7 +121,7 @@ fn fingerprint(cfg: &Config, source: &SecretSource) -> [u8; 32] {
 
 impl Guard {
     pub fn new(cfg: &Config, audit: Option<Arc<AuditLog>>) -> Guard {
-        let fingerprints = cfg.accounts.iter().map(|(n, a)| (n.clone(), fingerprint(cfg, &a.imap.password))).collect();
+        let fingerprints = cfg.accounts.iter().map(|(n, a)| (n.clone(), fingerprint(cfg, a.imap.credential.source()))).collect();
         Guard {
             audit,
             limiter: RateLimiter::new(cfg.rate_limits.clone()),
