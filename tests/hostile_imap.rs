@@ -1,0 +1,324 @@
+//! Hostile and broken IMAP servers (issue #5), driven through the real binary over MCP.
+//!
+//! Each test starts a mailmoat process whose config has two accounts: `bad`, served by a
+//! scripted fake (`tests/common/fakeimap.rs`) that misbehaves on its next connection, and
+//! `good`, served by a well-behaved fake. For every case the test asserts: the exact error code
+//! and message (or the exact result when mailmoat copes), an answer within the configured
+//! timeout plus a margin, the process still up (it answers `ping`), its peak RSS (VmHWM) under
+//! 64 MiB, the `good` account answering during the hostile call and after it, and the next call
+//! on `bad` working once its server behaves again. Timeouts are short ([limits] below) and the
+//! circuit breaker is out of the way (a high threshold), except in the test about it.
+
+mod common;
+
+use std::collections::HashMap;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::dovecot::{base64, TestCa};
+use common::fakeimap::{self, FakeImap, Plan, Step, Transport};
+use common::mcp::{self, Client};
+use serde_json::{json, Value};
+
+const REVISION: &str = "2025-11-25";
+const CONNECT_MS: u64 = 1000;
+const GREETING_MS: u64 = 1000;
+const COMMAND_MS: u64 = 1500;
+/// On top of a configured timeout: the guard's 200 ms tick, and scheduling on a busy machine.
+const MARGIN: Duration = Duration::from_millis(1500);
+/// What a call that involves no timeout may take (connect, TLS, login and a few commands).
+const QUICK: Duration = Duration::from_millis(3000);
+const RSS_LIMIT_KIB: u64 = 64 * 1024;
+const MIB: u64 = 1024 * 1024;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!("mm-hostile-{}-{}-{name}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_private(path: &std::path::Path, body: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).unwrap();
+    f.write_all(body.as_bytes()).unwrap();
+}
+
+fn toml_path(p: &std::path::Path) -> String {
+    format!("{:?}", p.to_str().unwrap())
+}
+
+/// A message id as mailmoat mints them (`src/tools/ids.rs`).
+fn msg_id(account: &str, folder: &str, uidvalidity: u32, uid: u32) -> String {
+    let scope: Vec<u8> = [account.as_bytes(), b"\0", folder.as_bytes()].concat();
+    let hex: String = scope.iter().map(|b| format!("{b:02x}")).collect();
+    format!("m1.{hex}.{uidvalidity}.{uid}")
+}
+
+/// How the `bad` account is set up.
+struct Setup {
+    /// Address the bad fake listens on.
+    bind: &'static str,
+    /// `host` in the config.
+    host: &'static str,
+    tls: &'static str,
+    /// The `[circuit_breaker]` table's body.
+    breaker: &'static str,
+    /// Extra `[limits]` lines.
+    limits: &'static str,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup { bind: "127.0.0.1", host: "localhost", tls: "implicit", breaker: "failures = 1000\n", limits: "" }
+    }
+}
+
+struct Rig {
+    // Field order is drop order: the process first, then the servers.
+    c: Client,
+    bad: FakeImap,
+    good: FakeImap,
+    dir: PathBuf,
+    canary: String,
+    next_id: i64,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if std::env::var_os("MAILMOAT_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The result of one tool call and how long it took.
+struct Answer {
+    result: Value,
+    took: Duration,
+    at: Instant,
+}
+
+impl Answer {
+    fn code(&self) -> Option<String> {
+        mcp::error_code(&self.result)
+    }
+
+    fn message(&self) -> &str {
+        self.result["structuredContent"]["error"]["message"].as_str().unwrap_or("")
+    }
+
+    fn sc(&self) -> &Value {
+        assert_eq!(self.result["isError"], json!(false), "tool failed: {}", self.result);
+        &self.result["structuredContent"]
+    }
+}
+
+impl Rig {
+    fn new(name: &str, setup: Setup) -> Rig {
+        let dir = temp_dir(name);
+        let bad = FakeImap::start(&dir.join("bad"), setup.bind);
+        let good = FakeImap::start(&dir.join("good"), "127.0.0.1");
+        let canary = format!("CANARY-pw-{}-{}", std::process::id(), name);
+        write_private(&dir.join("bad-password"), &format!("{canary}\n"));
+        write_private(&dir.join("good-password"), "good-password\n");
+        std::fs::create_dir_all(dir.join("workspace")).unwrap();
+        let config = format!(
+            "posture = \"draft-safe\"\nworkspace = {ws}\n\n\
+             [accounts.bad]\nemail = \"bad@example.test\"\n\n\
+             [accounts.bad.imap]\nhost = \"{host}\"\nport = {bport}\ntls = \"{tls}\"\nusername = \"bad-user\"\npassword = {{ file = {bpw} }}\nca_file = {bca}\n\n\
+             [accounts.good]\nemail = \"good@example.test\"\n\n\
+             [accounts.good.imap]\nhost = \"localhost\"\nport = {gport}\ntls = \"implicit\"\nusername = \"good-user\"\npassword = {{ file = {gpw} }}\nca_file = {gca}\n\n\
+             [limits]\nconnect_timeout_ms = {CONNECT_MS}\ngreeting_timeout_ms = {GREETING_MS}\ncommand_timeout_ms = {COMMAND_MS}\npool_wait_ms = 5000\n{limits}\n\
+             [circuit_breaker]\n{breaker}\n\
+             [audit]\npath = {audit}\n",
+            ws = toml_path(&dir.join("workspace")),
+            host = setup.host,
+            bport = bad.port,
+            tls = setup.tls,
+            bpw = toml_path(&dir.join("bad-password")),
+            bca = toml_path(&bad.ca.ca_pem),
+            gport = good.port,
+            gpw = toml_path(&dir.join("good-password")),
+            gca = toml_path(&good.ca.ca_pem),
+            limits = setup.limits,
+            breaker = setup.breaker,
+            audit = toml_path(&dir.join("audit.jsonl")),
+        );
+        let config_path = dir.join("mailmoat.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut c = Client::spawn(&config_path, REVISION, &[]);
+        c.initialize();
+        c.list_tools();
+        Rig { c, bad, good, dir, canary, next_id: 1000 }
+    }
+
+    /// Sends a tools/call without waiting; returns its id.
+    fn start(&mut self, tool: &str, args: Value) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let p = self.c.params(json!({"name": tool, "arguments": args}));
+        self.c.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": p}));
+        id
+    }
+
+    /// Waits for the answers to these calls (at most `limit` in all).
+    fn collect(&mut self, calls: &[(i64, &str, Instant)], limit: Duration) -> HashMap<i64, Answer> {
+        let deadline = Instant::now() + limit;
+        let mut got = HashMap::new();
+        while got.len() < calls.len() {
+            let left = deadline.saturating_duration_since(Instant::now()).max(ms(1));
+            let v = self.c.recv(left, Some("tools/call"));
+            let Some(id) = v.get("id").and_then(Value::as_i64) else { continue };
+            let Some(&(_, tool, sent)) = calls.iter().find(|(i, _, _)| *i == id) else { continue };
+            let result = v.get("result").unwrap_or_else(|| panic!("{tool}: JSON-RPC error {v}")).clone();
+            let at = Instant::now();
+            got.insert(id, Answer { result, took: at - sent, at });
+        }
+        for (id, tool, _) in calls {
+            self.c.check_structured(tool, &got[id].result);
+        }
+        got
+    }
+
+    fn call(&mut self, tool: &str, args: Value) -> Answer {
+        let id = self.start(tool, args);
+        let mut got = self.collect(&[(id, tool, Instant::now())], Duration::from_secs(30));
+        got.remove(&id).unwrap()
+    }
+
+    /// VmHWM of the mailmoat process, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.c.child.id())).expect("read /proc/<pid>/status");
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM line");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// The process is up, answers ping, and stayed under the memory bound.
+    fn assert_up(&mut self, case: &str) -> u64 {
+        assert!(self.c.child.try_wait().unwrap().is_none(), "{case}: mailmoat exited; stderr: {}", self.c.stderr.lock().unwrap());
+        assert_eq!(self.c.request_timeout("ping", Value::Null, Duration::from_secs(10))["result"], json!({}), "{case}");
+        let rss = self.peak_rss_kib();
+        println!("{case}: peak RSS {} KiB ({:.1} MiB)", rss, rss as f64 / 1024.0);
+        assert!(rss < RSS_LIMIT_KIB, "{case}: peak RSS {rss} KiB is over {RSS_LIMIT_KIB} KiB");
+        rss
+    }
+
+    /// The password never reached MCP output or stderr.
+    fn assert_no_leak(&self, case: &str) {
+        let all = serde_json::to_string(&self.c.transcript).unwrap() + &serde_json::to_string(&self.c.notifications).unwrap();
+        assert!(!all.contains(&self.canary), "{case}: password in MCP output");
+        assert!(!self.c.stderr.lock().unwrap().contains(&self.canary), "{case}: password on stderr");
+    }
+
+    /// What the bad server received contains no trace of the password.
+    fn assert_password_never_sent(&self, case: &str) {
+        let got = self.bad.received();
+        let forms = [self.canary.clone(), base64(format!("\0bad-user\0{}", self.canary).as_bytes()), base64(self.canary.as_bytes())];
+        for f in &forms {
+            assert!(!contains(&got, f.as_bytes()), "{case}: the fake server received the password ({f})");
+        }
+        let cmds = self.bad.commands();
+        assert!(
+            !cmds.iter().any(|c| c.to_ascii_uppercase().starts_with("AUTHENTICATE") || c.to_ascii_uppercase().starts_with("LOGIN")),
+            "{case}: a login was attempted: {cmds:?}"
+        );
+    }
+
+    /// The well-behaved account's INBOX search.
+    fn assert_good(&self, case: &str, a: &Answer) {
+        let sc = a.sc();
+        assert_eq!(sc["meta"]["total"], json!(3), "{case}: good account: {sc}");
+        let ids: Vec<&str> = sc["meta"]["messages"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [msg_id("good", "INBOX", 7, 3), msg_id("good", "INBOX", 7, 2), msg_id("good", "INBOX", 7, 1)], "{case}");
+    }
+
+    /// Runs one hostile call on `bad` with a call on `good` started right after it, checks the
+    /// answer time, the good account, the process; returns the hostile call's answer.
+    fn hostile(&mut self, case: &str, plans: Vec<Plan>, tool: &str, args: Value, within: Duration) -> Answer {
+        for p in plans {
+            self.bad.push(p);
+        }
+        let bad_sent = Instant::now();
+        let bad_id = self.start(tool, args);
+        let good_sent = Instant::now();
+        let good_id = self.start("search", json!({"account": "good"}));
+        let mut got = self.collect(&[(bad_id, tool, bad_sent), (good_id, "search", good_sent)], within + Duration::from_secs(30));
+        let bad = got.remove(&bad_id).unwrap();
+        let good = got.remove(&good_id).unwrap();
+        println!("{case}: {tool} answered in {:?}: {:?} {:?}; good account in {:?}", bad.took, bad.code(), bad.message(), good.took);
+        assert!(bad.took <= within, "{case}: answered after {:?}, more than {within:?}", bad.took);
+        self.assert_good(case, &good);
+        assert!(good.took < QUICK, "{case}: the good account took {:?}", good.took);
+        if bad.took > ms(1000) {
+            assert!(good.at < bad.at, "{case}: the good account waited for the hostile call");
+        }
+        self.assert_up(case);
+        assert_eq!(self.bad.queued(), 0, "{case}: not every scripted connection was made");
+        assert!(self.bad.errors().is_empty(), "{case}: script: {:?}", self.bad.errors());
+        bad
+    }
+
+    /// After the hostile call: with the server behaving, `bad` answers a search (a fresh
+    /// session logs in with the password: the control for the canary check), and so does `good`.
+    fn assert_recovers(&mut self, case: &str) {
+        let before = self.bad.connections();
+        let a = self.call("search", json!({"account": "bad"}));
+        assert_eq!(a.code(), None, "{case}: bad account after recovery: {}", a.result);
+        assert_eq!(a.sc()["meta"]["total"], json!(3), "{case}");
+        let _ = before;
+        let g = self.call("search", json!({"account": "good"}));
+        self.assert_good(case, &g);
+        self.assert_up(case);
+        self.assert_no_leak(case);
+    }
+
+    /// The control for [`Rig::assert_password_never_sent`]: a good login shows the password
+    /// (base64 of the SASL PLAIN response) in what the server received.
+    fn assert_login_seen(&self, case: &str) {
+        let want = base64(format!("\0bad-user\0{}", self.canary).as_bytes());
+        assert!(contains(&self.bad.received(), want.as_bytes()), "{case}: the control login is not in the recording");
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn error_is(case: &str, a: &Answer, code: &str, message: &str) {
+    assert_eq!((a.code().as_deref(), a.message()), (Some(code), message), "{case}: {}", a.result);
+}
+
+fn timeout_message(limit: &str, ms: u64) -> String {
+    format!("timed out after {ms} ms ({limit})")
+}
+
+/// An EXAMINE answer for INBOX as the fake's mailbox has it, with `extra` untagged lines.
+fn examine_answer(extra: &str) -> String {
+    format!(
+        "* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft)\r\n{extra}* 3 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 4] ok\r\n{{tag}} OK [READ-ONLY] done\r\n"
+    )
+}
+
+// ---- the cases ----
+
+#[test]
+fn wrong_tag() {
+    let case = "wrong tag";
+    let mut rig = Rig::new("wrongtag", Setup::default());
+    let a = rig.hostile(
+        case,
+        vec![Plan::at("EXAMINE", vec![Step::Reply("* 3 EXISTS\r\nX999 OK [READ-ONLY] done\r\n".into())])],
+        "search",
+        json!({"account": "bad"}),
+        QUICK,
+    );
+    error_is(case, &a, "protocol_error", "imap protocol error: response tag mismatch during examine");
+    rig.assert_recovers(case);
+}
