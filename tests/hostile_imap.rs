@@ -32,6 +32,11 @@ const MARGIN: Duration = Duration::from_millis(1500);
 const QUICK: Duration = Duration::from_millis(3000);
 const RSS_LIMIT_KIB: u64 = 64 * 1024;
 const MIB: u64 = 1024 * 1024;
+/// `limits.max_response_bytes` in these tests. The imap crate buffers a whole response, so a
+/// hostile server can make one call hold this much; the default (48 MiB) on top of the debug
+/// binary's ~24 MiB would not fit the 64 MiB bound (measured: 73 MiB).
+const MAX_RESPONSE: u64 = 16 * MIB;
+const MAX_MESSAGE: u64 = 8 * MIB;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -135,7 +140,7 @@ impl Rig {
              [accounts.bad.imap]\nhost = \"{host}\"\nport = {bport}\ntls = \"{tls}\"\nusername = \"bad-user\"\npassword = {{ file = {bpw} }}\nca_file = {bca}\n\n\
              [accounts.good]\nemail = \"good@example.test\"\n\n\
              [accounts.good.imap]\nhost = \"localhost\"\nport = {gport}\ntls = \"implicit\"\nusername = \"good-user\"\npassword = {{ file = {gpw} }}\nca_file = {gca}\n\n\
-             [limits]\nconnect_timeout_ms = {CONNECT_MS}\ngreeting_timeout_ms = {GREETING_MS}\ncommand_timeout_ms = {COMMAND_MS}\npool_wait_ms = 5000\n{limits}\n\
+             [limits]\nconnect_timeout_ms = {CONNECT_MS}\ngreeting_timeout_ms = {GREETING_MS}\ncommand_timeout_ms = {COMMAND_MS}\npool_wait_ms = 5000\nmax_response_bytes = {MAX_RESPONSE}\nmax_message_bytes = {MAX_MESSAGE}\n{limits}\n\
              [circuit_breaker]\n{breaker}\n\
              [audit]\npath = {audit}\n",
             ws = toml_path(&dir.join("workspace")),
@@ -314,11 +319,143 @@ fn wrong_tag() {
     let mut rig = Rig::new("wrongtag", Setup::default());
     let a = rig.hostile(
         case,
-        vec![Plan::at("EXAMINE", vec![Step::Reply("* 3 EXISTS\r\nX999 OK [READ-ONLY] done\r\n".into())])],
+        vec![Plan::at("EXAMINE", vec![Step::reply("* 3 EXISTS\r\nX999 OK [READ-ONLY] done\r\n")])],
         "search",
         json!({"account": "bad"}),
         QUICK,
     );
     error_is(case, &a, "protocol_error", "imap protocol error: response tag mismatch during examine");
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn alert_during_examine_and_select() {
+    // `* NO [ALERT]` inside EXAMINE's answer: legal, and a panic in the imap crate's own SELECT
+    // parser; mailmoat parses the raw answer, so the search works.
+    let case = "NO [ALERT] during EXAMINE";
+    let mut rig = Rig::new("alert-examine", Setup::default());
+    let plan = Plan::at("EXAMINE", vec![Step::reply(examine_answer("* NO [ALERT] Your mailbox is 99% full\r\n"))]);
+    let a = rig.hostile(case, vec![plan], "search", json!({"account": "bad"}), QUICK);
+    assert_eq!(a.code(), None, "{case}: {}", a.result);
+    let ids: Vec<&str> = a.sc()["meta"]["messages"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [msg_id("bad", "INBOX", 7, 3), msg_id("bad", "INBOX", 7, 2), msg_id("bad", "INBOX", 7, 1)]);
+    rig.assert_recovers(case);
+
+    // The same during SELECT (update_flags opens the folder read-write).
+    let case = "NO [ALERT] during SELECT";
+    let mut rig = Rig::new("alert-select", Setup::default());
+    let select = "* FLAGS (\\Seen \\Flagged)\r\n* NO [ALERT] Your mailbox is 99% full\r\n* OK [PERMANENTFLAGS (\\Seen \\Flagged \\*)] ok\r\n* 3 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 4] ok\r\n{tag} OK [READ-WRITE] done\r\n";
+    let plan = Plan::at("SELECT", vec![Step::reply(select)]);
+    let a = rig.hostile(case, vec![plan], "update_flags", json!({"ids": [msg_id("bad", "INBOX", 7, 2)], "add": ["\\Flagged"]}), QUICK);
+    assert_eq!(a.code(), None, "{case}: {}", a.result);
+    let flags = rig.bad.mailbox(|m| m.folders[0].messages[1].flags.clone());
+    assert_eq!(flags, ["\\Flagged"], "{case}");
+    assert!(rig.bad.commands().iter().any(|c| c == "UID STORE 2 +FLAGS.SILENT (\\Flagged)"), "{:?}", rig.bad.commands());
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn internaldate_nil() {
+    let case = "INTERNALDATE NIL";
+    let mut rig = Rig::new("internaldate", Setup::default());
+    let fetch = "* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 20 INTERNALDATE NIL BODY[HEADER]<0> {12}\r\nSubject: x\r\n)\r\n{tag} OK done\r\n";
+    let a = rig.hostile(case, vec![Plan::at("UID FETCH", vec![Step::reply(fetch)])], "search", json!({"account": "bad"}), QUICK);
+    error_is(case, &a, "internal_error", "internal error in the imap client during uid fetch; the connection was discarded");
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn literal_of_4_gb_then_silence() {
+    let case = "4 GB literal, then silence";
+    let mut rig = Rig::new("literal4g", Setup::default());
+    let announce = "* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 4294967295 BODY[]<0> {4294967295}\r\nFrom: a@example.test\r\n";
+    let plan = Plan::at("UID FETCH 1 ", vec![Step::reply(announce), Step::Stall]);
+    let a = rig.hostile(
+        case,
+        vec![plan],
+        "fetch_message",
+        json!({"id": msg_id("bad", "INBOX", 7, 1)}),
+        ms(COMMAND_MS) + MARGIN,
+    );
+    error_is(case, &a, "timeout", &timeout_message("limits.command_timeout_ms", COMMAND_MS));
+    assert!(a.took >= ms(COMMAND_MS), "{case}: {:?}", a.took);
+    rig.assert_recovers(case);
+
+    // One more than u32 can count: the announcement itself is refused.
+    let case = "literal of 2^32 bytes";
+    let announce = "* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 1 BODY[]<0> {4294967296}\r\nFrom: a@example.test\r\n";
+    let plan = Plan::at("UID FETCH 1 ", vec![Step::reply(announce), Step::Stall]);
+    let mut rig = Rig::new("literal4g1", Setup::default());
+    let a = rig.hostile(case, vec![plan], "fetch_message", json!({"id": msg_id("bad", "INBOX", 7, 1)}), ms(COMMAND_MS) + MARGIN);
+    error_is(case, &a, "protocol_error", "imap protocol error: the server sent a response the imap library cannot parse during uid fetch");
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn literal_of_200_mb_streamed() {
+    let case = "200 MB literal";
+    let mut rig = Rig::new("literal200m", Setup::default());
+    let size = 200 * MIB;
+    let plan = Plan::at(
+        "UID FETCH 1 ",
+        vec![
+            Step::reply(format!("* 1 FETCH (UID 1 FLAGS () RFC822.SIZE {size} BODY[]<0> {{{size}}}\r\n")),
+            Step::Stream { total: size, fill: b'A' },
+            Step::reply(")\r\n{tag} OK done\r\n"),
+        ],
+    );
+    let a = rig.hostile(case, vec![plan], "fetch_message", json!({"id": msg_id("bad", "INBOX", 7, 1)}), ms(COMMAND_MS) + MARGIN);
+    error_is(case, &a, "limit_exceeded", &format!("server response exceeded limits.max_response_bytes ({MAX_RESPONSE})"));
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn line_of_50_mb_without_crlf() {
+    let case = "50 MB line without CRLF";
+    let mut rig = Rig::new("line50m", Setup::default());
+    let plan = Plan::at("EXAMINE", vec![Step::reply("* 1 FETCH (X-JUNK "), Step::Stream { total: 50 * MIB, fill: b'x' }, Step::Stall]);
+    let a = rig.hostile(case, vec![plan], "search", json!({"account": "bad"}), ms(COMMAND_MS) + MARGIN);
+    error_is(case, &a, "limit_exceeded", &format!("server response exceeded limits.max_response_bytes ({MAX_RESPONSE})"));
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn one_byte_per_second() {
+    let case = "greeting at one byte per second";
+    let mut rig = Rig::new("drip", Setup::default());
+    let plan = Plan::script(vec![Step::Drip(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] slow\r\n".to_vec(), ms(1000))]);
+    let a = rig.hostile(case, vec![plan], "search", json!({"account": "bad"}), ms(GREETING_MS) + MARGIN);
+    error_is(case, &a, "timeout", &timeout_message("limits.greeting_timeout_ms", GREETING_MS));
+    rig.assert_recovers(case);
+
+    let case = "response at one byte per second";
+    let plan = Plan::at("UID FETCH 1 ", vec![Step::Drip(b"* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 5 BODY[]<0> {5}\r\nhello)\r\n".to_vec(), ms(1000))]);
+    // A fresh process: the pooled session from the recovery above would otherwise serve it.
+    let mut rig = Rig::new("drip2", Setup::default());
+    let a = rig.hostile(case, vec![plan], "fetch_message", json!({"id": msg_id("bad", "INBOX", 7, 1)}), ms(COMMAND_MS) + MARGIN);
+    error_is(case, &a, "timeout", &timeout_message("limits.command_timeout_ms", COMMAND_MS));
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn disconnect_mid_literal() {
+    let case = "disconnect mid-literal";
+    let mut rig = Rig::new("midliteral", Setup::default());
+    let plan = Plan::at(
+        "UID FETCH 1 ",
+        vec![Step::reply("* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 1000 BODY[]<0> {1000}\r\n"), Step::Send(vec![b'a'; 500]), Step::Close],
+    );
+    let a = rig.hostile(case, vec![plan], "fetch_message", json!({"id": msg_id("bad", "INBOX", 7, 1)}), QUICK);
+    error_is(case, &a, "protocol_error", "imap protocol error: connection lost during uid fetch");
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn bye_mid_response() {
+    let case = "BYE mid-response";
+    let mut rig = Rig::new("bye", Setup::default());
+    let plan = Plan::at("UID FETCH 1 ", vec![Step::reply("* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n* BYE [UNAVAILABLE] shutting down\r\n"), Step::Close]);
+    let a = rig.hostile(case, vec![plan], "fetch_message", json!({"id": msg_id("bad", "INBOX", 7, 1)}), QUICK);
+    error_is(case, &a, "protocol_error", "imap protocol error: connection lost during uid fetch");
     rig.assert_recovers(case);
 }

@@ -52,8 +52,8 @@ pub enum Step {
     Greet,
     /// Raw bytes.
     Send(Vec<u8>),
-    /// Text with `{tag}` replaced by the tag of the last command read.
-    Reply(String),
+    /// Bytes with every `{tag}` replaced by the tag of the last command read.
+    Reply(Vec<u8>),
     /// Reads one command; it must start (after its tag, case-insensitively) with this text,
     /// else the mismatch is recorded in [`FakeImap::errors`] and the connection closed.
     Expect(String),
@@ -72,6 +72,13 @@ pub enum Step {
     Close,
     /// Reads and discards whatever comes until the client hangs up.
     Stall,
+}
+
+impl Step {
+    /// [`Step::Reply`] from text or bytes.
+    pub fn reply(data: impl AsRef<[u8]>) -> Step {
+        Step::Reply(data.as_ref().to_vec())
+    }
 }
 
 /// A connection's transport, capabilities and script.
@@ -512,6 +519,16 @@ fn starts_with_ci(text: &str, prefix: &str) -> bool {
 }
 
 fn connection(sh: &Shared, tcp: TcpStream, plan: Plan, log: &Mutex<ConnLog>) {
+    // The accept loop keeps a clone of the socket (to end stalls on drop), so the connection is
+    // only really closed by a shutdown.
+    let end = tcp.try_clone();
+    serve_connection(sh, tcp, plan, log);
+    if let Ok(s) = end {
+        let _ = s.shutdown(Shutdown::Both);
+    }
+}
+
+fn serve_connection(sh: &Shared, tcp: TcpStream, plan: Plan, log: &Mutex<ConnLog>) {
     let _ = tcp.set_read_timeout(Some(IO_SAFETY));
     let _ = tcp.set_write_timeout(Some(IO_SAFETY));
     let _ = tcp.set_nodelay(true);
@@ -590,9 +607,16 @@ fn run_step(sh: &Shared, peer: &mut Peer<'_>, responder: &mut Responder<'_>, ste
             peer.send(g.as_bytes())
         }
         Step::Send(data) => peer.send(data),
-        Step::Reply(text) => {
-            let t = text.replace("{tag}", &peer.tag);
-            peer.send(t.as_bytes())
+        Step::Reply(data) => {
+            let mut out = Vec::with_capacity(data.len());
+            let mut rest = &data[..];
+            while let Some(p) = rest.windows(5).position(|w| w == b"{tag}") {
+                out.extend_from_slice(&rest[..p]);
+                out.extend_from_slice(peer.tag.as_bytes());
+                rest = &rest[p + 5..];
+            }
+            out.extend_from_slice(rest);
+            peer.send(&out)
         }
         Step::Expect(prefix) => match peer.command() {
             Some(cmd) if starts_with_ci(&cmd, prefix) => true,
@@ -604,6 +628,7 @@ fn run_step(sh: &Shared, peer: &mut Peer<'_>, responder: &mut Responder<'_>, ste
         Step::ServeUntil(prefix) => loop {
             let Some(cmd) = peer.command() else { return false };
             if starts_with_ci(&cmd, prefix) {
+                responder.note(&cmd);
                 return true;
             }
             if !responder.answer(peer, &cmd) {
@@ -709,6 +734,15 @@ fn in_set(set: &str, uid: u32, max: u32) -> bool {
 }
 
 impl Responder<'_> {
+    /// Follows the state change of a command the script answers instead (a SELECT or EXAMINE
+    /// selects the folder).
+    fn note(&mut self, cmd: &str) {
+        let verb = cmd.split(' ').next().unwrap_or("").to_ascii_uppercase();
+        if verb == "EXAMINE" || verb == "SELECT" {
+            self.selected = Some(first_arg(&cmd[verb.len()..]).0);
+        }
+    }
+
     /// Answers one command; false when the connection should end.
     fn answer(&mut self, peer: &mut Peer<'_>, cmd: &str) -> bool {
         let tag = peer.tag.clone();
