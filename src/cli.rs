@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use crate::config::{self, Config};
 use crate::imap::ImapClient;
+use crate::ratelimit::blocks::fingerprint_hex;
+use crate::ratelimit::AuthBlocks;
 use crate::rpc;
 use crate::server;
-use crate::tools::Registry;
+use crate::tools::{auth_blocks, Credentials, Registry};
 
 pub const HELP: &str = "\
 mailmoat — a hardened MCP server for IMAP mailboxes
@@ -199,6 +201,16 @@ fn check(cfg: &Config) -> i32 {
     println!("config: {} (posture {})", cfg.path.display(), cfg.posture.as_str());
     let limits = Arc::new(cfg.limits.clone());
     let mut failed = 0;
+    let credentials = Credentials::of(cfg);
+    let blocks = auth_blocks(cfg);
+    let on_disk = match blocks.as_ref().map(AuthBlocks::load) {
+        Some(Err(e)) => {
+            println!("warning: {e}");
+            Default::default()
+        }
+        Some(Ok(b)) => b,
+        None => Default::default(),
+    };
     for acct in cfg.accounts.values() {
         let client = ImapClient::new(Arc::new(acct.clone()), Arc::clone(&limits));
         let tls = match acct.imap.tls {
@@ -213,7 +225,29 @@ fn check(cfg: &Config) -> i32 {
             acct.imap.port,
             acct.posture.as_str()
         );
-        match client.check() {
+        let fp = credentials.fingerprint(&acct.name);
+        if let Some(block) = on_disk.get(&acct.name) {
+            if fp.is_some_and(|fp| fingerprint_hex(&fp) == block.fingerprint) {
+                println!(
+                    "  blocked since {}: the server refused the credentials; `mailmoat serve` will not log in to this account until the config file or the secret changes (check tries once now, and lifts the block if the login succeeds)",
+                    block.since
+                );
+            } else {
+                println!("  an authentication block from {} no longer applies: the config file or the secret changed", block.since);
+            }
+        }
+        let imap = client.check();
+        if let (Some(b), Some(fp)) = (&blocks, fp) {
+            let update = match &imap {
+                Ok(_) if on_disk.contains_key(&acct.name) => b.remove(&acct.name),
+                Err(e) if e.code() == "auth_failed" => b.add(&acct.name, &fp, std::time::SystemTime::now()),
+                _ => Ok(()),
+            };
+            if let Err(e) = update {
+                println!("  warning: {e}");
+            }
+        }
+        match imap {
             Ok(r) => {
                 println!("  ok: authenticated with {} in {} ms", r.mechanism, r.login_ms);
                 println!("  tls: {}", r.tls);

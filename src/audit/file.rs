@@ -16,13 +16,13 @@ use super::AuditError;
 /// `O_NOFOLLOW` from the platform's `<fcntl.h>` (std does not export it and we take no libc
 /// dependency): opening a symlink then fails with `ELOOP` instead of following it.
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "x86", target_arch = "riscv64", target_arch = "s390x")))]
-const O_NOFOLLOW: i32 = 0o400000;
+pub(crate) const O_NOFOLLOW: i32 = 0o400000;
 /// `O_NOFOLLOW` on Linux for ARM and PowerPC, whose `<asm/fcntl.h>` numbers it differently.
 #[cfg(all(target_os = "linux", any(target_arch = "aarch64", target_arch = "arm", target_arch = "powerpc64", target_arch = "powerpc")))]
-const O_NOFOLLOW: i32 = 0o100000;
+pub(crate) const O_NOFOLLOW: i32 = 0o100000;
 /// `O_NOFOLLOW` on the BSDs and macOS.
 #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd"))]
-const O_NOFOLLOW: i32 = 0x100;
+pub(crate) const O_NOFOLLOW: i32 = 0x100;
 /// Elsewhere we do not know the value: no flag, and the identity check in [`open_nofollow`]
 /// (symlink_metadata before, fstat after) is the only guard.
 #[cfg(not(any(
@@ -34,7 +34,7 @@ const O_NOFOLLOW: i32 = 0x100;
     target_os = "openbsd",
     target_os = "netbsd"
 )))]
-const O_NOFOLLOW: i32 = 0;
+pub(crate) const O_NOFOLLOW: i32 = 0;
 
 /// Longest tail line read back (records are a few KiB at most; a longer line is damage).
 pub(crate) const MAX_LINE_BYTES: usize = 1024 * 1024;

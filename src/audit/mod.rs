@@ -20,6 +20,7 @@
 //! chain: compare the head hash `verify` prints with one kept elsewhere for that.
 
 mod file;
+pub(crate) use file::O_NOFOLLOW;
 mod record;
 mod verify;
 

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+pub mod blocks;
+pub use blocks::AuthBlocks;
 pub use breaker::{secret_fingerprint, BreakerState, CircuitBreaker, CircuitOpen, FailureOutcome, OpenReason};
 pub use limiter::{RateLimited, RateLimiter};
 

@@ -1,7 +1,8 @@
 //! What wraps every tool call: the circuit breaker and rate limits before it, and the audit log
 //! around it (the intent before acting, durable for anything that changes mail; the outcome after).
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -9,7 +10,8 @@ use serde_json::Value;
 use super::{CallCtx, Registry, ToolError};
 use crate::audit::{AuditLog, Event, Record};
 use crate::config::Config;
-use crate::ratelimit::{self, CircuitBreaker, FailureOutcome, RateLimiter, ToolClass};
+use crate::ratelimit::blocks::fingerprint_hex;
+use crate::ratelimit::{self, AuthBlocks, CircuitBreaker, FailureOutcome, RateLimiter, ToolClass};
 use crate::secret::SecretSource;
 
 /// Error codes that mean the server could not be reached or spoke nonsense.
@@ -101,33 +103,82 @@ pub struct Guard {
     audit: Option<Arc<AuditLog>>,
     limiter: RateLimiter,
     breaker: CircuitBreaker,
-    /// Per account: what identifies "the same credentials" for the breaker's auth block.
-    fingerprints: std::collections::BTreeMap<String, [u8; 32]>,
+    /// What identifies "the same credentials" for the breaker's auth block.
+    credentials: Credentials,
+    /// Where auth blocks outlive the process (beside the audit log), if auditing is on.
+    blocks: Option<AuthBlocks>,
+    /// Accounts with a block on disk, so that a success lifts it without reading the file.
+    persisted: Mutex<BTreeSet<String>>,
 }
 
-/// Identifies the credentials in use without reading the secret: the config file (path and
-/// mtime) and the secret's source (and, for a file, its mtime). A wrong password stays blocked
-/// until one of these changes.
-fn fingerprint(cfg: &Config, source: &SecretSource) -> [u8; 32] {
-    let mtime = std::fs::metadata(&cfg.path).ok().and_then(|m| m.modified().ok());
-    let mut id = source.describe();
-    if let SecretSource::File(p) = source {
-        if let Some(t) = std::fs::metadata(p).ok().and_then(|m| m.modified().ok()) {
-            id.push_str(&format!("@{t:?}"));
-        }
+/// The credential sources of every account and the config file, for fingerprints.
+pub struct Credentials {
+    config_path: std::path::PathBuf,
+    sources: BTreeMap<String, Vec<SecretSource>>,
+}
+
+impl Credentials {
+    pub fn of(cfg: &Config) -> Credentials {
+        let sources = cfg
+            .accounts
+            .iter()
+            .map(|(n, a)| {
+                let mut v = vec![a.imap.credential.source().clone()];
+                v.extend(a.smtp.iter().map(|s| s.credential.source().clone()));
+                (n.clone(), v)
+            })
+            .collect();
+        Credentials { config_path: cfg.path.clone(), sources }
     }
-    ratelimit::secret_fingerprint(&cfg.path, mtime, id.as_bytes())
+
+    /// Identifies the credentials in use without reading the secret: the config file (path and
+    /// mtime) and each secret's source (and, for a file, its mtime). A refused login stays
+    /// blocked until one of these changes. Computed per call: a few `stat`s.
+    pub fn fingerprint(&self, account: &str) -> Option<[u8; 32]> {
+        let sources = self.sources.get(account)?;
+        let mtime = std::fs::metadata(&self.config_path).ok().and_then(|m| m.modified().ok());
+        let mut id = String::new();
+        for source in sources {
+            id.push_str(&source.describe());
+            if let SecretSource::File(p) = source {
+                if let Some(t) = std::fs::metadata(p).ok().and_then(|m| m.modified().ok()) {
+                    id.push_str(&format!("@{t:?}"));
+                }
+            }
+            id.push('\0');
+        }
+        Some(ratelimit::secret_fingerprint(&self.config_path, mtime, id.as_bytes()))
+    }
+}
+
+/// Where auth blocks are kept: beside the audit log, when there is one.
+pub fn auth_blocks(cfg: &Config) -> Option<AuthBlocks> {
+    let path = cfg.audit.resolved_path().filter(|_| cfg.audit.enabled)?;
+    Some(AuthBlocks::in_dir(path.parent()?))
 }
 
 impl Guard {
     pub fn new(cfg: &Config, audit: Option<Arc<AuditLog>>) -> Guard {
-        let fingerprints = cfg.accounts.iter().map(|(n, a)| (n.clone(), fingerprint(cfg, a.imap.credential.source()))).collect();
-        Guard {
-            audit,
-            limiter: RateLimiter::new(cfg.rate_limits.clone()),
-            breaker: CircuitBreaker::new(cfg.circuit_breaker.clone()),
-            fingerprints,
+        let credentials = Credentials::of(cfg);
+        let breaker = CircuitBreaker::new(cfg.circuit_breaker.clone());
+        let blocks = auth_blocks(cfg);
+        let mut persisted = BTreeSet::new();
+        if let Some(b) = &blocks {
+            match b.load() {
+                Ok(on_disk) => {
+                    for (account, block) in on_disk {
+                        // Refused before and nothing changed since: start blocked. Otherwise
+                        // the entry is stale and the first successful login removes it.
+                        if let Some(fp) = credentials.fingerprint(&account).filter(|fp| fingerprint_hex(fp) == block.fingerprint) {
+                            breaker.record_auth_failure(&account, fp);
+                        }
+                        persisted.insert(account);
+                    }
+                }
+                Err(e) => eprintln!("mailmoat: warning: {e}"),
+            }
         }
+        Guard { audit, limiter: RateLimiter::new(cfg.rate_limits.clone()), breaker, credentials, blocks, persisted: Mutex::new(persisted) }
     }
 
     pub fn audit(&self) -> Option<&AuditLog> {
@@ -144,9 +195,9 @@ impl Guard {
     pub fn before(&self, call: &CallInfo) -> Result<(), ToolError> {
         if let Some(account) = &call.account {
             // list_accounts never talks to a server, so an open circuit does not concern it.
-            let fp = self.fingerprints.get(account).filter(|_| call.tool != "list_accounts");
+            let fp = self.credentials.fingerprint(account).filter(|_| call.tool != "list_accounts");
             if let Some(fp) = fp {
-                if let Err(open) = self.breaker.allow(account, fp) {
+                if let Err(open) = self.breaker.allow(account, &fp) {
                     let mut e = ToolError::new(open.code(), open.to_string());
                     e.retry_after_ms = open.retry_after_ms;
                     let _ = self.write(call.record(Event::CircuitOpen).error(open.code()), false);
@@ -179,6 +230,26 @@ impl Guard {
         })
     }
 
+    fn persist_block(&self, account: &str, fp: &[u8; 32]) {
+        let Some(blocks) = &self.blocks else { return };
+        match blocks.add(account, fp, std::time::SystemTime::now()) {
+            Ok(()) => {
+                self.persisted.lock().unwrap_or_else(PoisonError::into_inner).insert(account.to_string());
+            }
+            Err(e) => eprintln!("mailmoat: warning: the authentication block is kept in memory only: {e}"),
+        }
+    }
+
+    fn lift_persisted_block(&self, account: &str) {
+        let Some(blocks) = &self.blocks else { return };
+        if !self.persisted.lock().unwrap_or_else(PoisonError::into_inner).remove(account) {
+            return;
+        }
+        if let Err(e) = blocks.remove(account) {
+            eprintln!("mailmoat: warning: {e}");
+        }
+    }
+
     /// Counts one message about to be sent against the account's send limits.
     pub fn check_send(&self, account: &str, tool: &str) -> Result<(), ToolError> {
         self.check_rate(account, tool, ToolClass::Send).inspect_err(|e| {
@@ -197,10 +268,14 @@ impl Guard {
         };
         if let Some(account) = &call.account {
             match code {
-                None => self.breaker.record_success(account),
+                None => {
+                    self.breaker.record_success(account);
+                    self.lift_persisted_block(account);
+                }
                 Some("auth_failed") => {
-                    if let Some(fp) = self.fingerprints.get(account) {
-                        if self.breaker.record_auth_failure(account, *fp) {
+                    if let Some(fp) = self.credentials.fingerprint(account) {
+                        if self.breaker.record_auth_failure(account, fp) {
+                            self.persist_block(account, &fp);
                             let _ = self.write(call.record(Event::AuthFailure).error("auth_failed"), true);
                             let _ = self.write(
                                 call.record(Event::CircuitOpen).detail("login refused: blocked until the config or secret changes"),

@@ -9,6 +9,7 @@ mod attach;
 pub mod confirm;
 mod defs;
 mod guard;
+pub use guard::{auth_blocks, Credentials};
 pub mod ids;
 mod read;
 mod send;
