@@ -370,13 +370,7 @@ fn literal_of_4_gb_then_silence() {
     let mut rig = Rig::new("literal4g", Setup::default());
     let announce = "* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 4294967295 BODY[]<0> {4294967295}\r\nFrom: a@example.test\r\n";
     let plan = Plan::at("UID FETCH 1 ", vec![Step::reply(announce), Step::Stall]);
-    let a = rig.hostile(
-        case,
-        vec![plan],
-        "fetch_message",
-        json!({"id": msg_id("bad", "INBOX", 7, 1)}),
-        ms(COMMAND_MS) + MARGIN,
-    );
+    let a = rig.hostile(case, vec![plan], "fetch_message", json!({"id": msg_id("bad", "INBOX", 7, 1)}), ms(COMMAND_MS) + MARGIN);
     error_is(case, &a, "timeout", &timeout_message("limits.command_timeout_ms", COMMAND_MS));
     assert!(a.took >= ms(COMMAND_MS), "{case}: {:?}", a.took);
     rig.assert_recovers(case);
@@ -429,7 +423,10 @@ fn one_byte_per_second() {
     rig.assert_recovers(case);
 
     let case = "response at one byte per second";
-    let plan = Plan::at("UID FETCH 1 ", vec![Step::Drip(b"* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 5 BODY[]<0> {5}\r\nhello)\r\n".to_vec(), ms(1000))]);
+    let plan = Plan::at(
+        "UID FETCH 1 ",
+        vec![Step::Drip(b"* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 5 BODY[]<0> {5}\r\nhello)\r\n".to_vec(), ms(1000))],
+    );
     // A fresh process: the pooled session from the recovery above would otherwise serve it.
     let mut rig = Rig::new("drip2", Setup::default());
     let a = rig.hostile(case, vec![plan], "fetch_message", json!({"id": msg_id("bad", "INBOX", 7, 1)}), ms(COMMAND_MS) + MARGIN);
@@ -454,8 +451,272 @@ fn disconnect_mid_literal() {
 fn bye_mid_response() {
     let case = "BYE mid-response";
     let mut rig = Rig::new("bye", Setup::default());
-    let plan = Plan::at("UID FETCH 1 ", vec![Step::reply("* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n* BYE [UNAVAILABLE] shutting down\r\n"), Step::Close]);
+    let plan = Plan::at(
+        "UID FETCH 1 ",
+        vec![Step::reply("* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n* BYE [UNAVAILABLE] shutting down\r\n"), Step::Close],
+    );
     let a = rig.hostile(case, vec![plan], "fetch_message", json!({"id": msg_id("bad", "INBOX", 7, 1)}), QUICK);
     error_is(case, &a, "protocol_error", "imap protocol error: connection lost during uid fetch");
+    rig.assert_recovers(case);
+}
+
+/// One FETCH item of the summary form mailmoat asks for, with this header and extra items.
+fn summary_item(seq: u32, uid: u32, extra: &[u8], header: &[u8]) -> Vec<u8> {
+    let mut v = format!("* {seq} FETCH (UID {uid} FLAGS () RFC822.SIZE {} INTERNALDATE \"06-Jan-2025 10:00:00 +0000\" ", header.len() + 6)
+        .into_bytes();
+    v.extend_from_slice(extra);
+    v.extend_from_slice(format!("BODY[HEADER]<0> {{{}}}\r\n", header.len()).as_bytes());
+    v.extend_from_slice(header);
+    v.extend_from_slice(b")\r\n");
+    v
+}
+
+fn plain_header(uid: u32) -> Vec<u8> {
+    format!("Date: Mon, 06 Jan 2025 10:0{uid}:00 +0000\r\nFrom: sender{uid}@example.test\r\nSubject: Message {uid}\r\n\r\n").into_bytes()
+}
+
+#[test]
+fn nul_and_invalid_utf8_in_folder_names() {
+    let case = "NUL and invalid UTF-8 in folder names";
+    let mut rig = Rig::new("names", Setup::default());
+    let list: &[u8] = b"* LIST (\\HasNoChildren) \"/\" {9}\r\nBad\0Name!\r\n* LIST (\\HasNoChildren) \"/\" \"Caf\xe9\xff\"\r\n\
+* LIST (\\HasNoChildren) \"/\" \"INBOX\"\r\n* LIST (\\HasNoChildren) \"/\" \"Archive\"\r\n{tag} OK done\r\n";
+    let a = rig.hostile(case, vec![Plan::at("LIST", vec![Step::reply(list)])], "list_folders", json!({"account": "bad"}), QUICK);
+    assert_eq!(a.code(), None, "{case}: {}", a.result);
+    let folders = a.sc()["meta"]["folders"].as_array().unwrap().clone();
+    let view: Vec<(String, bool, Value)> = folders
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap().to_string(), f["selectable"].as_bool().unwrap(), f["messages"].clone()))
+        .collect();
+    println!("{case}: {view:?}");
+    assert_eq!(
+        view,
+        [
+            ("INBOX".to_string(), true, json!(3)),
+            ("Archive".to_string(), true, json!(1)),
+            ("Bad\\0Name!".to_string(), false, Value::Null),
+            ("Caf\\u{7f}\\u{7f}".to_string(), false, Value::Null),
+        ],
+        "{case}"
+    );
+    // No NUL reaches the client, and no STATUS was sent for the broken names.
+    assert!(!serde_json::to_string(&a.result).unwrap().contains("\\u0000"), "{case}: {}", a.result);
+    let statuses: Vec<String> = rig.bad.commands().into_iter().filter(|c| c.starts_with("STATUS")).collect();
+    assert_eq!(
+        statuses,
+        ["STATUS \"INBOX\" (MESSAGES UNSEEN UIDVALIDITY UIDNEXT)", "STATUS \"Archive\" (MESSAGES UNSEEN UIDVALIDITY UIDNEXT)"]
+    );
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn nul_and_invalid_utf8_in_envelopes() {
+    let case = "NUL and invalid UTF-8 in headers and an unasked ENVELOPE";
+    let mut rig = Rig::new("envelopes", Setup::default());
+    let hostile_header: &[u8] = b"Date: Mon, 06 Jan 2025 10:01:00 +0000\r\nFrom: Ev\0il \xff <ev\0il@example.test>\r\n\
+Subject: Hello\0World \xff\xfe caf\xe9\r\nMessage-ID: <x\0y@example.test>\r\n\r\n";
+    // ENVELOPE was not asked for; its subject is a literal with a NUL and invalid UTF-8.
+    let envelope: &[u8] = b"ENVELOPE (NIL {7}\r\nSub\0j\xff! NIL NIL NIL NIL NIL NIL NIL NIL) ";
+    let mut fetch = summary_item(1, 1, envelope, hostile_header);
+    fetch.extend(summary_item(2, 2, b"", &plain_header(2)));
+    fetch.extend(summary_item(3, 3, b"", &plain_header(3)));
+    fetch.extend_from_slice(b"{tag} OK done\r\n");
+    let a = rig.hostile(case, vec![Plan::at("UID FETCH", vec![Step::Reply(fetch)])], "search", json!({"account": "bad"}), QUICK);
+    println!("{case}: {}", a.result);
+    assert_eq!(a.code(), None, "{case}: {}", a.result);
+    let sc = a.sc();
+    assert_eq!(sc["meta"]["total"], json!(3));
+    let m = &sc["untrusted"]["messages"];
+    // The NUL is removed (and reported), invalid UTF-8 becomes U+FFFD.
+    assert_eq!(m[2]["subject"], json!("HelloWorld \u{fffd}\u{fffd} caf\u{fffd}"), "{case}: {sc}");
+    assert_eq!(m[2]["from"], json!([{"email": "evil@example.test", "name": "Evil \u{fffd}"}]), "{case}: {sc}");
+    let warnings: Vec<(&str, &str)> = sc["security_warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["code"].as_str().unwrap(), w["location"].as_str().unwrap()))
+        .collect();
+    assert_eq!(warnings, [("invisible_characters", "uid 1: header:From"), ("invisible_characters", "uid 1: header:Subject")]);
+    assert!(!serde_json::to_string(&a.result).unwrap().contains("\\u0000"), "{case}: {}", a.result);
+    rig.assert_recovers(case);
+}
+
+/// A BODYSTRUCTURE of `depth` nested multiparts around one text part.
+fn nested_bodystructure(depth: usize) -> Vec<u8> {
+    let mut v = b"(".repeat(depth);
+    v.extend_from_slice(b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 1)");
+    v.extend_from_slice(&b" \"mixed\")".repeat(depth));
+    v
+}
+
+fn bodystructure_case(name: &str, depth: usize) -> Answer {
+    let mut rig = Rig::new(name, Setup::default());
+    // Not asked for (summaries fetch headers only), sent anyway.
+    let mut extra = b"BODYSTRUCTURE ".to_vec();
+    extra.extend(nested_bodystructure(depth));
+    extra.push(b' ');
+    let mut fetch = summary_item(1, 1, &extra, &plain_header(1));
+    fetch.extend(summary_item(2, 2, b"", &plain_header(2)));
+    fetch.extend(summary_item(3, 3, b"", &plain_header(3)));
+    fetch.extend_from_slice(b"{tag} OK done\r\n");
+    let a = rig.hostile(name, vec![Plan::at("UID FETCH", vec![Step::Reply(fetch)])], "search", json!({"account": "bad"}), QUICK);
+    rig.assert_recovers(name);
+    a
+}
+
+const NESTING_REFUSED: &str = "imap protocol error: the server sent a response the imap library cannot parse during uid fetch";
+
+#[test]
+fn nested_bodystructure_500_levels_unasked() {
+    // This aborted the process (stack overflow in imap-proto's recursive parser, even on the
+    // 8 MiB request stack); the tap now stops nesting at 64 levels (src/imap/tap.rs).
+    let case = "500-level BODYSTRUCTURE, unasked";
+    let a = bodystructure_case(case, 500);
+    error_is(case, &a, "protocol_error", NESTING_REFUSED);
+
+    let case = "100,000-level BODYSTRUCTURE, unasked";
+    let a = bodystructure_case(case, 100_000);
+    error_is(case, &a, "protocol_error", NESTING_REFUSED);
+
+    // Within the limit, an unasked BODYSTRUCTURE is simply ignored.
+    let case = "60-level BODYSTRUCTURE, unasked";
+    let a = bodystructure_case(case, 60);
+    assert_eq!(a.code(), None, "{case}: {}", a.result);
+    let subjects: Vec<&str> = a.sc()["untrusted"]["messages"].as_array().unwrap().iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["Message 3", "Message 2", "Message 1"], "{case}");
+}
+
+#[test]
+fn uidvalidity_changes_between_calls() {
+    let case = "UIDVALIDITY change between calls";
+    let mut rig = Rig::new("uidvalidity", Setup::default());
+    let a = rig.call("search", json!({"account": "bad"}));
+    let old_id = a.sc()["meta"]["messages"][2]["id"].as_str().unwrap().to_string();
+    assert_eq!(old_id, msg_id("bad", "INBOX", 7, 1));
+    // The folder is recreated: new UIDVALIDITY, and UID 1 is now another message.
+    rig.bad.mailbox(|m| {
+        let inbox = &mut m.folders[0];
+        inbox.uidvalidity = 8;
+        inbox.messages = (1..=3).map(|i| fakeimap::message(i, &format!("Other message {i}"), "Not the one you meant.")).collect();
+    });
+    let before = rig.bad.commands().len();
+    let a = rig.hostile(case, vec![], "fetch_message", json!({"id": old_id}), QUICK);
+    error_is(case, &a, "uidvalidity_changed", "uidvalidity of folder \"INBOX\" changed from 7 to 8; earlier uids are no longer valid");
+    let a = rig.hostile(case, vec![], "update_flags", json!({"ids": [old_id], "add": ["\\Flagged"]}), QUICK);
+    error_is(case, &a, "uidvalidity_changed", "uidvalidity of folder \"INBOX\" changed from 7 to 8; earlier uids are no longer valid");
+    // Nothing was fetched or changed after the change.
+    let after: Vec<String> = rig.bad.commands()[before..].to_vec();
+    println!("{case}: commands after the change: {after:?}");
+    assert!(!after.iter().any(|c| c.starts_with("UID FETCH") || c.starts_with("UID STORE")), "{case}: {after:?}");
+    assert!(rig.bad.mailbox(|m| m.folders[0].messages.iter().all(|m| m.flags.is_empty())));
+    // A new search issues new ids, which work.
+    let a = rig.call("search", json!({"account": "bad"}));
+    let new_id = a.sc()["meta"]["messages"][2]["id"].as_str().unwrap().to_string();
+    assert_eq!(new_id, msg_id("bad", "INBOX", 8, 1));
+    let m = rig.call("fetch_message", json!({"id": new_id}));
+    assert_eq!(m.sc()["untrusted"]["subject"], json!("Other message 1"));
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn flood_of_untagged_expunge() {
+    let case = "1,000,000 untagged EXPUNGE";
+    let mut rig = Rig::new("expunge", Setup::default());
+    let plan = Plan::at(
+        "UID SEARCH",
+        vec![Step::Repeat(b"* 1 EXPUNGE\r\n".to_vec(), 1_000_000), Step::reply("* SEARCH 1 2 3\r\n{tag} OK done\r\n")],
+    );
+    let a = rig.hostile(case, vec![plan], "search", json!({"account": "bad"}), ms(COMMAND_MS) + MARGIN);
+    println!("{case}: {}", a.result);
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn no_greeting() {
+    let case = "no greeting";
+    let mut rig = Rig::new("nogreeting", Setup::default());
+    let a = rig.hostile(case, vec![Plan::script(vec![Step::Stall])], "search", json!({"account": "bad"}), ms(GREETING_MS) + MARGIN);
+    error_is(case, &a, "timeout", &timeout_message("limits.greeting_timeout_ms", GREETING_MS));
+    rig.assert_password_never_sent(case);
+    rig.assert_recovers(case);
+    rig.assert_login_seen(case);
+
+    let case = "closed instead of a greeting";
+    let mut rig = Rig::new("nogreeting2", Setup::default());
+    let a = rig.hostile(case, vec![Plan::script(vec![Step::Close])], "search", json!({"account": "bad"}), QUICK);
+    error_is(case, &a, "protocol_error", "imap protocol error: connection lost before login");
+    rig.assert_password_never_sent(case);
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn stalled_tls_handshake() {
+    let case = "stalled TLS handshake";
+    let mut rig = Rig::new("tlsstall", Setup::default());
+    let plan = Plan::script(vec![]).transport(Transport::Silent);
+    let a = rig.hostile(case, vec![plan], "search", json!({"account": "bad"}), ms(GREETING_MS) + MARGIN);
+    error_is(case, &a, "timeout", &timeout_message("limits.greeting_timeout_ms", GREETING_MS));
+    rig.assert_password_never_sent(case);
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn wrong_certificate() {
+    let case = "certificate from another CA";
+    let mut rig = Rig::new("othercert", Setup::default());
+    let other = TestCa::create_other(&rig.dir.join("other-ca"));
+    let plan = Plan::good().transport(Transport::TlsWith(fakeimap::acceptor(&other)));
+    let a = rig.hostile(case, vec![plan], "search", json!({"account": "bad"}), QUICK);
+    assert_eq!(a.code().as_deref(), Some("tls_error"), "{case}: {}", a.result);
+    println!("{case}: {}", a.message());
+    assert!(a.message().starts_with("tls failed: ") && a.message().contains("certificate verify failed"), "{case}: {}", a.message());
+    rig.assert_password_never_sent(case);
+    rig.assert_recovers(case);
+    rig.assert_login_seen(case);
+
+    let case = "certificate for another host name";
+    let mut rig = Rig::new("wrongname", Setup::default());
+    let plan =
+        Plan::good().transport(Transport::TlsWith(fakeimap::acceptor_for_name(&rig.bad.ca, "imap.wrong.example", &rig.dir.join("leaf"))));
+    let a = rig.hostile(case, vec![plan], "search", json!({"account": "bad"}), QUICK);
+    assert_eq!(a.code().as_deref(), Some("tls_error"), "{case}: {}", a.result);
+    println!("{case}: {}", a.message());
+    assert!(a.message().starts_with("tls failed: ") && a.message().contains("certificate verify failed"), "{case}: {}", a.message());
+    rig.assert_password_never_sent(case);
+    rig.assert_recovers(case);
+}
+
+#[test]
+fn login_disabled() {
+    let case = "LOGINDISABLED";
+    let mut rig = Rig::new("logindisabled", Setup::default());
+    let plan = Plan::good().caps("IMAP4rev1 LOGINDISABLED");
+    let a = rig.hostile(case, vec![plan], "search", json!({"account": "bad"}), QUICK);
+    error_is(case, &a, "auth_failed", "authentication failed: the server disabled LOGIN and offers no AUTH=PLAIN");
+    rig.assert_password_never_sent(case);
+    let next = rig.call("search", json!({"account": "bad"}));
+    println!("{case}: next call: {}", next.result);
+}
+
+#[test]
+fn plain_port() {
+    let case = "plain port without STARTTLS";
+    let mut rig = Rig::new("plain-starttls", Setup { tls: "starttls", ..Setup::default() });
+    rig.bad.set_default(Plan::good().transport(Transport::Starttls));
+    let plan = Plan::good().transport(Transport::Plain);
+    let a = rig.hostile(case, vec![plan], "search", json!({"account": "bad"}), QUICK);
+    error_is(case, &a, "starttls_unavailable", "server does not offer starttls; refusing to send credentials without tls");
+    rig.assert_password_never_sent(case);
+    let received = String::from_utf8_lossy(&rig.bad.received()).into_owned();
+    assert_eq!(received, "m1 CAPABILITY\r\n", "{case}: only CAPABILITY may be sent");
+    rig.assert_recovers(case);
+    rig.assert_login_seen(case);
+
+    let case = "plain port, implicit TLS configured";
+    let mut rig = Rig::new("plain-implicit", Setup::default());
+    let a = rig.hostile(case, vec![Plan::good().transport(Transport::Plain)], "search", json!({"account": "bad"}), QUICK);
+    assert_eq!(a.code().as_deref(), Some("tls_error"), "{case}: {}", a.result);
+    println!("{case}: {}", a.message());
+    rig.assert_password_never_sent(case);
     rig.assert_recovers(case);
 }

@@ -9,6 +9,16 @@
 //!   of the stream for us to parse, and the crate sees only the rest.
 //! - Its APPEND with a synchronizing literal parses the answer itself and keeps neither the
 //!   tagged line nor APPENDUID when anything else comes with it: the tap records the raw bytes.
+//! - imap-proto parses nested parentheses (BODYSTRUCTURE, body extensions) by recursion without
+//!   a depth limit, in the crate's response loop, on any FETCH line even when not asked for: a
+//!   500-level BODYSTRUCTURE overflowed the 8 MiB request stack and aborted the process. In
+//!   ordinary lines (outside quoted strings and literals) a `(` deeper than [`MAX_NESTING`]
+//!   becomes NUL, which no IMAP syntax accepts, so the parse fails at that depth and the command
+//!   ends as a protocol error. We never ask for anything nested more than a few levels.
+//! - imap-proto refuses 8-bit bytes in quoted strings, so one folder name sent as raw 8-bit
+//!   (not modified UTF-7) made the whole LIST fail. In `* LIST` and `* LSUB` lines (outside
+//!   literals) 8-bit bytes become DEL: the name still parses, but is not valid modified UTF-7,
+//!   so it is shown escaped and not selectable, like any other name we could not send back.
 //!
 //! The framing is followed exactly for any well-formed stream: a line starts after CRLF unless a
 //! literal (`{n}` at the end of a non-status line) is being read, whose bytes pass through
@@ -24,6 +34,8 @@ const MAX_LITERAL_TAIL: usize = 24;
 const MAX_HEAD: usize = 96;
 const MAX_TAG: usize = 64;
 const MAX_WORD: usize = 16;
+/// Deepest parenthesis nesting passed to the crate in one response line.
+pub(crate) const MAX_NESTING: u32 = 64;
 
 /// Control shared between the session owner and the tap inside the crate's stream.
 pub(crate) struct TapControl {
@@ -159,11 +171,29 @@ struct LineFilter {
     capture_thread: bool,
     current: Vec<u8>,
     lines: Vec<Vec<u8>>,
+    /// Parenthesis depth of the current ordinary line (literals and quoted strings excluded).
+    depth: u32,
+    /// Inside a quoted string of the current ordinary line; `escape`: right after a backslash.
+    quoted: bool,
+    escape: bool,
+    /// The current line is `* LIST` or `* LSUB`: 8-bit bytes become DEL.
+    names: bool,
 }
 
 impl Default for LineFilter {
     fn default() -> LineFilter {
-        LineFilter { scan: Scan::Head, head: Vec::new(), tail: Vec::new(), capture_thread: false, current: Vec::new(), lines: Vec::new() }
+        LineFilter {
+            scan: Scan::Head,
+            head: Vec::new(),
+            tail: Vec::new(),
+            capture_thread: false,
+            current: Vec::new(),
+            lines: Vec::new(),
+            depth: 0,
+            quoted: false,
+            escape: false,
+            names: false,
+        }
     }
 }
 
@@ -257,6 +287,9 @@ impl LineFilter {
             _ => {
                 self.scan = Scan::Line;
                 self.tail.clear();
+                (self.depth, self.quoted, self.escape) = (0, false, false);
+                let word = head.get(2..7).map(<[u8]>::to_ascii_uppercase);
+                self.names = head.starts_with(b"* ") && matches!(word.as_deref(), Some(b"LIST ") | Some(b"LSUB "));
                 let mut done = 0;
                 // The head may already hold a whole line (and the start of a literal cannot be
                 // in it: the head ends at the first LF).
@@ -274,7 +307,9 @@ impl LineFilter {
             None => (rest.len(), false),
         };
         let part = &rest[..end];
+        let from = out.len();
         out.extend_from_slice(part);
+        self.structure(&mut out[from..]);
         let keep = part.len().min(MAX_LITERAL_TAIL);
         self.tail.extend_from_slice(&part[part.len() - keep..]);
         if self.tail.len() > MAX_LITERAL_TAIL {
@@ -289,6 +324,35 @@ impl LineFilter {
             self.tail.clear();
         }
         end
+    }
+
+    /// Follows quoting and nesting over ordinary-line bytes (already in `out`): a `(` deeper than
+    /// [`MAX_NESTING`] becomes NUL; in a LIST or LSUB line an 8-bit byte becomes DEL.
+    fn structure(&mut self, bytes: &mut [u8]) {
+        for b in bytes {
+            if self.names && *b >= 0x80 {
+                *b = 0x7f;
+            } else if self.quoted {
+                match (self.escape, *b) {
+                    (true, _) => self.escape = false,
+                    (false, b'\\') => self.escape = true,
+                    (false, b'"') => self.quoted = false,
+                    _ => {}
+                }
+            } else {
+                match *b {
+                    b'"' => self.quoted = true,
+                    b')' => self.depth = self.depth.saturating_sub(1),
+                    b'(' => {
+                        self.depth = self.depth.saturating_add(1);
+                        if self.depth > MAX_NESTING {
+                            *b = 0;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 
     /// End of stream: whatever was held back goes to the crate (which will report the break).
@@ -351,7 +415,7 @@ mod tests {
         }
         assert!(imap_proto::parser::parse_response("a5 NO Größe\r\n".as_bytes()).is_err());
         // 8-bit data in an ordinary line or a literal is not touched.
-        let data = b"* 1 FETCH (BODY[] {4}\r\n\xc3\xa9\xc3\xa9)\r\n* LIST () \"/\" \"caf\xc3\xa9\"\r\n";
+        let data = b"* 1 FETCH (BODY[] {4}\r\n\xc3\xa9\xc3\xa9)\r\n* 2 FETCH (X \"caf\xc3\xa9\")\r\n";
         assert_eq!(filter(data, 5, false).0, data.to_vec());
     }
 
@@ -418,6 +482,72 @@ mod tests {
             assert!(out == want, "output differs");
             assert!(f.lines.is_empty());
         }
+    }
+
+    #[test]
+    fn nesting_beyond_the_limit_cannot_parse() {
+        let deep = |depth: usize| -> Vec<u8> {
+            let mut v = b"* 1 FETCH (UID 1 BODYSTRUCTURE ".to_vec();
+            v.extend(b"(".repeat(depth));
+            v.extend_from_slice(b"(\"text\" \"plain\" NIL NIL NIL \"7bit\" 5 1)");
+            v.extend(b" \"mixed\")".repeat(depth));
+            v.extend_from_slice(b")\r\n");
+            v
+        };
+        // FETCH's own parenthesis, then MAX_NESTING - 1 levels of BODYSTRUCTURE: unchanged, and
+        // imap-proto parses it (in a thread whose stack is the request threads').
+        let ok = deep(MAX_NESTING as usize - 2);
+        for step in STEPS {
+            assert_eq!(filter(&ok, step, false).0, ok, "step {step}");
+        }
+        let parsed = std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || imap_proto::parser::parse_response(&ok).is_ok())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(parsed);
+        // One more level: that `(` becomes NUL and the line no longer parses; deeper ones too,
+        // and the parser gives up at the limit instead of recursing through 100,000 levels.
+        for depth in [MAX_NESTING as usize - 1, 100_000] {
+            let input = deep(depth);
+            let (out, _) = filter(&input, 4096, false);
+            assert_eq!(out.len(), input.len());
+            let nuls = out.iter().filter(|&&b| b == 0).count();
+            assert_eq!(nuls, depth + 2 - MAX_NESTING as usize, "depth {depth}");
+            assert_eq!(out.iter().position(|&b| b == 0), Some(31 + MAX_NESTING as usize - 1));
+            let failed = std::thread::Builder::new()
+                .stack_size(8 << 20)
+                .spawn(move || imap_proto::parser::parse_response(&out).is_err())
+                .unwrap()
+                .join()
+                .unwrap();
+            assert!(failed, "depth {depth}");
+        }
+        // Parentheses in quoted strings and literals do not count, nor do they in status text;
+        // the depth starts again on each line.
+        let paren = "(".repeat(200);
+        let input = format!(
+            "* 1 FETCH (UID 1 X \"{paren}\\\"{paren}\" BODY[] {{200}}\r\n{paren})\r\n* OK {paren}\r\n* 2 FETCH {})\r\n",
+            "(".repeat(MAX_NESTING as usize)
+        );
+        for step in STEPS {
+            assert_eq!(filter(input.as_bytes(), step, false).0, input.as_bytes(), "step {step}");
+        }
+    }
+
+    #[test]
+    fn eight_bit_folder_names_become_del() {
+        let input: &[u8] = b"* LIST (\\HasNoChildren) \"/\" \"Caf\xe9\xff\"\r\n* lsub () \"/\" \xc3\xa9\r\n\
+* LIST () \"/\" {5}\r\nCaf\xc3\xa9\r\n* 1 FETCH (BODY[] {2}\r\n\xc3\xa9)\r\n* SEARCH \xff\r\n";
+        let want: &[u8] = b"* LIST (\\HasNoChildren) \"/\" \"Caf\x7f\x7f\"\r\n* lsub () \"/\" \x7f\x7f\r\n\
+* LIST () \"/\" {5}\r\nCaf\xc3\xa9\r\n* 1 FETCH (BODY[] {2}\r\n\xc3\xa9)\r\n* SEARCH \xff\r\n";
+        for step in STEPS {
+            assert_eq!(filter(input, step, false).0, want, "step {step}");
+        }
+        let (_, r) = imap_proto::parser::parse_response(b"* LIST (\\HasNoChildren) \"/\" \"Caf\x7f\x7f\"\r\n").unwrap();
+        assert!(matches!(r, imap_proto::types::Response::MailboxData(_)), "{r:?}");
+        assert_eq!(super::super::utf7::decode_mutf7("Caf\x7f\x7f"), None);
     }
 
     #[test]

@@ -63,7 +63,10 @@ pub enum Step {
     ServeUntil(String),
     Sleep(Duration),
     /// `total` bytes of `fill`, in 64 KiB writes, until done or the client hangs up.
-    Stream { total: u64, fill: u8 },
+    Stream {
+        total: u64,
+        fill: u8,
+    },
     /// These bytes, one at a time, `every` apart.
     Drip(Vec<u8>, Duration),
     /// The same bytes `n` times (a flood of lines), in large writes.
@@ -543,7 +546,8 @@ fn serve_connection(sh: &Shared, tcp: TcpStream, plan: Plan, log: &Mutex<ConnLog
         },
         Transport::Plain => Box::new(tcp),
         Transport::Starttls => {
-            let mut plain = Peer { stream: Box::new(tcp.try_clone().expect("clone socket")), buf: Vec::new(), pos: 0, log, tag: String::new() };
+            let mut plain =
+                Peer { stream: Box::new(tcp.try_clone().expect("clone socket")), buf: Vec::new(), pos: 0, log, tag: String::new() };
             let caps = format!("{} STARTTLS", plan.caps);
             if !plain.send(format!("* OK [CAPABILITY {caps}] fake ready\r\n").as_bytes()) {
                 return;
@@ -830,12 +834,8 @@ impl Responder<'_> {
         let mut out = Vec::new();
         if upper.starts_with("SEARCH") {
             let set = upper.strip_prefix("SEARCH UID ").map(|s| s.split(' ').next().unwrap_or("").to_string());
-            let uids: Vec<String> = folder
-                .messages
-                .iter()
-                .filter(|m| set.as_ref().is_none_or(|s| in_set(s, m.uid, max)))
-                .map(|m| m.uid.to_string())
-                .collect();
+            let uids: Vec<String> =
+                folder.messages.iter().filter(|m| set.as_ref().is_none_or(|s| in_set(s, m.uid, max))).map(|m| m.uid.to_string()).collect();
             out.extend_from_slice(format!("* SEARCH {}\r\n", uids.join(" ")).as_bytes());
         } else if upper.starts_with("FETCH ") {
             let (set, items) = rest[6..].split_once(' ').unwrap_or((&rest[6..], ""));
