@@ -28,6 +28,11 @@ OPTIONS:
     --config PATH    config file; default: $MAILMOAT_CONFIG, else
                      $XDG_CONFIG_HOME/mailmoat/config.toml (~/.config/mailmoat/config.toml)
 
+ENVIRONMENT:
+    MAILMOAT_CONFIG  the config file when --config is not given
+    MAILMOAT_LOG     diagnostics on stderr: error, warn (default), info (connections, tool
+                     outcomes), debug (also every IMAP command and JSON-RPC method); never secrets
+
 EXIT STATUS:
     0 success; 1 check found a failing account, or audit verify found a broken chain;
     2 usage or configuration error (or an unreadable audit log)
@@ -97,6 +102,7 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, String> {
 /// Runs the command line and returns the process exit code.
 pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
     install_panic_hook();
+    crate::log::init_from_env();
     let cli = match parse(args) {
         Ok(c) => c,
         Err(e) => {
@@ -178,6 +184,12 @@ fn serve(cfg: Config) -> i32 {
             return 2;
         }
     }
+    crate::info!(
+        "serving MCP on stdio: {} account(s), posture {}, config {}",
+        cfg.accounts.len(),
+        cfg.posture.as_str(),
+        cfg.path.display()
+    );
     let registry = Registry::with_audit(Arc::new(cfg), audit.clone());
     let (out, writer) = rpc::spawn_writer(std::io::stdout());
     let stdin = std::io::stdin();

@@ -9,6 +9,7 @@ pub mod compose;
 pub mod config;
 pub mod content;
 pub mod imap;
+pub mod log;
 pub mod net;
 pub mod ratelimit;
 pub mod rpc;

@@ -140,6 +140,7 @@ impl SecretSource {
 
     /// Obtains the secret. `command_timeout` bounds a helper program.
     pub fn resolve(&self, command_timeout: Duration) -> Result<Secret, SecretError> {
+        crate::debug!("secret: reading {}", self.describe());
         match self {
             SecretSource::Env(var) => match std::env::var(var) {
                 Ok(v) => first_line(Zeroizing::new(v.into_bytes()), &self.describe()),
@@ -166,6 +167,7 @@ static TOKENS: Mutex<Vec<(SecretSource, Secret)>> = Mutex::new(Vec::new());
 pub fn oauth2_token(source: &SecretSource, command_timeout: Duration) -> Result<Token, SecretError> {
     let cached = TOKENS.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(s, _)| s == source).map(|(_, t)| t.clone());
     if let Some(secret) = cached {
+        crate::debug!("secret: access token for {} from the cache", source.describe());
         return Ok(Token { secret, fresh: false });
     }
     let secret = source.resolve(command_timeout)?;
@@ -196,6 +198,7 @@ pub fn with_oauth2_token<T, E>(
     let first = attempt(&token.secret);
     match first {
         Err(e) if !token.fresh && refused(&e) => {
+            crate::info!("secret: the server refused the cached access token; asking {} once more", source.describe());
             oauth2_rejected(source, &token.secret);
             let again = oauth2_token(source, command_timeout).map_err(&from_secret_error)?;
             if again.secret.expose() == token.secret.expose() {

@@ -205,8 +205,14 @@ fn read_loop(shared: &Arc<Shared>, mut input: impl BufRead, max_line: usize, que
 
 fn handle_message(shared: &Arc<Shared>, msg: Incoming, queue: &SyncSender<Job>) {
     match msg {
-        Incoming::Invalid { id, error } => shared.out.send(rpc::error_response(&id, &error)),
-        Incoming::Notification { method, params } => handle_notification(shared, &method, &params),
+        Incoming::Invalid { id, error } => {
+            crate::debug!("rpc < invalid message ({})", error.message);
+            shared.out.send(rpc::error_response(&id, &error))
+        }
+        Incoming::Notification { method, params } => {
+            crate::debug!("rpc < notification {}", clip(&method, 100));
+            handle_notification(shared, &method, &params)
+        }
         // Answers to our elicitation requests.
         Incoming::Response { id, result, error } => {
             if let Some(tx) = shared.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id.to_string()) {
@@ -219,6 +225,7 @@ fn handle_message(shared: &Arc<Shared>, msg: Incoming, queue: &SyncSender<Job>) 
             }
         }
         Incoming::Request { id, method, params } => {
+            crate::debug!("rpc < request {} {}", clip(&id.to_string(), 100), clip(&method, 100));
             let reply = handle_request(shared, &id, &method, params, queue);
             if let Some(reply) = reply {
                 shared.out.send(match reply {

@@ -153,8 +153,11 @@ fn ok(result: &Value) -> &Value {
     &result["structuredContent"]
 }
 
+/// No token in anything the server said, at the most verbose log level (which did log).
 fn assert_no_token(c: &Client, tokens: &[&str]) {
-    let all = serde_json::to_string(&c.transcript).unwrap() + &c.stderr.lock().unwrap();
+    let stderr = c.stderr.lock().unwrap().clone();
+    assert!(stderr.contains("mailmoat: debug: secret: reading command /bin/sh"), "{stderr}");
+    let all = serde_json::to_string(&c.transcript).unwrap() + &stderr;
     for t in tokens {
         assert!(!all.contains(t), "token {t} leaked");
     }
@@ -174,7 +177,7 @@ fn imap_xoauth2_token_is_cached_until_rejected_then_fetched_once() {
     provider.accept(t1);
     helper.set_token(t1);
 
-    let mut c = Client::spawn(&config, MODERN, &[]);
+    let mut c = Client::spawn(&config, MODERN, &[("MAILMOAT_LOG", "debug")]);
     let r = c.call("list_folders", json!({}));
     assert!(ok(&r)["meta"]["folders"].as_array().unwrap().iter().any(|f| f["name"] == "INBOX"), "{r}");
     assert_eq!((helper.runs(), provider.lookups(t1)), (1, 1));
@@ -183,6 +186,7 @@ fn imap_xoauth2_token_is_cached_until_rejected_then_fetched_once() {
     kick(&dc);
     ok(&c.call("list_folders", json!({})));
     assert_eq!((helper.runs(), provider.lookups(t1)), (1, 2));
+    assert!(c.stderr.lock().unwrap().contains("access token for command /bin/sh from the cache"));
 
     // The provider expires the token; the helper has a new one. The cached token is refused
     // once, the helper runs once, and the login with the new token succeeds.
@@ -209,7 +213,8 @@ fn imap_xoauth2_token_is_cached_until_rejected_then_fetched_once() {
 
     // `check` says how it authenticated, and never shows the token.
     provider.accept(t2);
-    let out = std::process::Command::new(mcp::bin()).args(["check", "--config"]).arg(&config).output().unwrap();
+    let out =
+        std::process::Command::new(mcp::bin()).args(["check", "--config"]).arg(&config).env("MAILMOAT_LOG", "debug").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("XOAUTH2"), "{stdout}");
@@ -226,7 +231,7 @@ fn a_fresh_token_that_is_refused_is_not_retried() {
     let config = dc.dir.join("mailmoat.toml");
     std::fs::write(&config, with_token(&dc.mailmoat_config("readonly"), &dc, &helper)).unwrap();
     helper.set_token("never-valid-CANARY-0c3f");
-    let mut c = Client::spawn(&config, MODERN, &[]);
+    let mut c = Client::spawn(&config, MODERN, &[("MAILMOAT_LOG", "debug")]);
     let r = c.call("list_folders", json!({}));
     assert_eq!(mcp::error_code(&r).as_deref(), Some("auth_failed"), "{r}");
     assert_eq!((helper.runs(), provider.lookups("never-valid-CANARY-0c3f")), (1, 1));
@@ -242,7 +247,7 @@ fn a_server_without_xoauth2_is_refused_before_the_helper_runs() {
     helper.set_token("unused-CANARY-19aa");
     let config = dc.dir.join("mailmoat.toml");
     std::fs::write(&config, with_token(&dc.mailmoat_config("readonly"), &dc, &helper)).unwrap();
-    let mut c = Client::spawn(&config, MODERN, &[]);
+    let mut c = Client::spawn(&config, MODERN, &[("MAILMOAT_LOG", "debug")]);
     let r = c.call("list_folders", json!({}));
     assert_eq!(mcp::error_code(&r).as_deref(), Some("auth_failed"), "{r}");
     assert!(mcp::text(&r).contains("does not offer AUTH=XOAUTH2"), "{r}");
@@ -268,7 +273,7 @@ fn smtp_xoauth2_sends_with_the_shared_cached_token() {
     let text = with_token(&text.replace(&smtp_pw, ""), &dc, &helper);
     std::fs::write(&config, format!("confirm = \"none\"\n{text}")).unwrap();
 
-    let mut c = Client::spawn(&config, MODERN, &[]);
+    let mut c = Client::spawn(&config, MODERN, &[("MAILMOAT_LOG", "debug")]);
     // IMAP first: the token is fetched once and shared with SMTP (the same source).
     ok(&c.call("list_folders", json!({})));
     let r = c.call("send_email", json!({"to": ["bob@example.test"], "subject": "oauth one", "body_text": "hi"}));

@@ -150,12 +150,14 @@ impl Conn {
         cancel: Option<&CancelToken>,
         bounds: Bounds,
     ) -> Result<Vec<u8>, ImapError> {
+        crate::debug!("imap > {cmd}");
         self.exec(what, cancel, bounds, |s| s.run_command_and_read_response(cmd))
     }
 
     /// Runs one command; returns the whole response, the tagged OK line included (response
     /// codes such as COPYUID may come in either part).
     pub(crate) fn run_full(&mut self, what: &'static str, cmd: &str, cancel: Option<&CancelToken>) -> Result<Vec<u8>, ImapError> {
+        crate::debug!("imap > {cmd}");
         self.exec(what, cancel, Bounds::default(), |s| s.run(cmd).map(|(data, _)| data))
     }
 
@@ -183,6 +185,9 @@ impl Conn {
             Ok(Ok(data)) => Ok(data),
             Ok(Err(e)) => Err(crate_error(&self.ctl, e, &format!("during {what}"))),
         };
+        if let Err(e) = &out {
+            crate::debug!("imap {what} failed: {e}");
+        }
         self.ctl.disarm();
         // Anything the crate queued for us is irrelevant (we parse raw data) and must not grow.
         drop(self.session.take_all_unsolicited());
@@ -372,6 +377,13 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
         }
     };
     let login_ms = started.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+    crate::info!(
+        "imap: account {} connected to {}:{} ({:?} TLS), authenticated with {mechanism} in {login_ms} ms",
+        account.name,
+        imap.host,
+        imap.port,
+        imap.tls
+    );
 
     let mut conn = Conn {
         session,

@@ -155,7 +155,14 @@ impl SmtpClient {
                 })?
             }
         };
-        Ok((s, mechanism, started.elapsed().as_millis().try_into().unwrap_or(u64::MAX)))
+        let login_ms = started.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+        crate::info!(
+            "smtp: account {} connected to {}:{}, authenticated with {mechanism} in {login_ms} ms",
+            self.account.name,
+            smtp.host,
+            smtp.port
+        );
+        Ok((s, mechanism, login_ms))
     }
 }
 

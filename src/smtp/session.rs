@@ -195,6 +195,7 @@ impl Session {
         if self.cancel.is_cancelled() {
             return Err(SmtpError::Cancelled);
         }
+        crate::debug!("smtp > {doing}");
         let ctl = self.ctl.clone();
         let during = format!("during {doing}");
         self.stream.write_all(line).and_then(|()| self.stream.flush()).map_err(|e| io_error(&ctl, &e, &during))?;

@@ -234,6 +234,7 @@ impl Guard {
         let Some(blocks) = &self.blocks else { return };
         match blocks.add(account, fp, std::time::SystemTime::now()) {
             Ok(()) => {
+                crate::info!("account {account}: authentication block recorded in {}", blocks.path().display());
                 self.persisted.lock().unwrap_or_else(PoisonError::into_inner).insert(account.to_string());
             }
             Err(e) => eprintln!("mailmoat: warning: the authentication block is kept in memory only: {e}"),
@@ -245,8 +246,9 @@ impl Guard {
         if !self.persisted.lock().unwrap_or_else(PoisonError::into_inner).remove(account) {
             return;
         }
-        if let Err(e) = blocks.remove(account) {
-            eprintln!("mailmoat: warning: {e}");
+        match blocks.remove(account) {
+            Ok(()) => crate::info!("account {account}: authentication block lifted"),
+            Err(e) => eprintln!("mailmoat: warning: {e}"),
         }
     }
 
@@ -266,6 +268,13 @@ impl Guard {
             Err(e) if e.ready.is_some() => Some("confirmation_requested"),
             Err(e) => Some(e.code),
         };
+        crate::info!(
+            "tool {} account {} -> {} in {} ms",
+            call.tool,
+            call.account.as_deref().unwrap_or("-"),
+            code.unwrap_or("ok"),
+            took.as_millis()
+        );
         if let Some(account) = &call.account {
             match code {
                 None => {
