@@ -18,20 +18,42 @@ fn unparseable() -> ImapError {
     ImapError::Protocol { reason: "unparseable response from the server".into() }
 }
 
-/// Splits the untagged part of a response into parsed responses.
+/// Splits the untagged part of a response into parsed responses, all at once (for the fuzz
+/// target; the parsers here use [`each_response`]).
 pub(crate) fn responses(data: &[u8]) -> Result<Vec<Response<'_>>, ImapError> {
-    let mut rest = data;
-    let mut out = Vec::new();
-    while !rest.is_empty() {
-        match imap_proto::parser::parse_response(rest) {
-            Ok((r, resp)) => {
-                out.push(resp);
-                rest = r;
+    each_response(data).collect()
+}
+
+/// The parsed responses of `data`, one at a time. A parsed `Response` is about ten times the
+/// size of a short line (`* 1 EXPUNGE`), so collecting them first let a flood of a million
+/// lines (13 MB, within the response limit) take 140 MB; one at a time, parsing costs no more
+/// memory than the largest single response.
+pub(crate) fn each_response(data: &[u8]) -> Responses<'_> {
+    Responses { rest: data }
+}
+
+pub(crate) struct Responses<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Responses<'a> {
+    type Item = Result<Response<'a>, ImapError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        match imap_proto::parser::parse_response(self.rest) {
+            Ok((rest, resp)) => {
+                self.rest = rest;
+                Some(Ok(resp))
             }
-            Err(_) => return Err(unparseable()),
+            Err(_) => {
+                self.rest = &[];
+                Some(Err(unparseable()))
+            }
         }
     }
-    Ok(out)
 }
 
 /// A capability as the server spells it.
@@ -56,7 +78,8 @@ pub(crate) fn capabilities_in(resp: &Response<'_>) -> Option<Vec<String>> {
 /// The last capability list in a CAPABILITY response.
 pub(crate) fn capabilities(data: &[u8]) -> Result<Vec<String>, ImapError> {
     let mut found = None;
-    for r in responses(data)? {
+    for r in each_response(data) {
+        let r = r?;
         if let Some(c) = capabilities_in(&r) {
             found = Some(c);
         }
@@ -81,7 +104,8 @@ pub(crate) struct Selected {
 /// `None` when the server did not say (RFC 3501: then all FLAGS are permanent).
 pub(crate) fn permanent_flags(data: &[u8]) -> Result<Option<Vec<String>>, ImapError> {
     let mut out = None;
-    for r in responses(data)? {
+    for r in each_response(data) {
+        let r = r?;
         if let Response::Data { status: Status::Ok, code: Some(ResponseCode::PermanentFlags(f)), .. } = r {
             out = Some(f.iter().map(|s| s.to_string()).collect());
         }
@@ -93,7 +117,8 @@ pub(crate) fn selected(data: &[u8]) -> Result<Selected, ImapError> {
     let mut exists = None;
     let mut uidvalidity = None;
     let mut uidnext = None;
-    for r in responses(data)? {
+    for r in each_response(data) {
+        let r = r?;
         match r {
             Response::MailboxData(MailboxDatum::Exists(n)) => exists = Some(n),
             Response::Data { status: Status::Ok, code: Some(ResponseCode::UidValidity(v)), .. } => uidvalidity = Some(v),
@@ -176,7 +201,8 @@ fn status_values(attrs: &[StatusAttribute]) -> StatusValues {
 pub(crate) fn list(data: &[u8]) -> Result<(Vec<ListEntry>, HashMap<String, StatusValues>), ImapError> {
     let mut entries = Vec::new();
     let mut statuses = HashMap::new();
-    for r in responses(data)? {
+    for r in each_response(data) {
+        let r = r?;
         match r {
             Response::MailboxData(MailboxDatum::List { name_attributes, delimiter, name }) => entries.push(ListEntry {
                 attributes: name_attributes.iter().map(name_attribute).collect(),
@@ -208,7 +234,8 @@ pub(crate) fn status(data: &[u8], wire_name: &str) -> Result<Option<StatusValues
 /// UIDs from SEARCH or SORT data, in the order the server sent them.
 pub(crate) fn ids(data: &[u8]) -> Result<Vec<u32>, ImapError> {
     let mut out = Vec::new();
-    for r in responses(data)? {
+    for r in each_response(data) {
+        let r = r?;
         match r {
             Response::MailboxData(MailboxDatum::Search(v)) | Response::MailboxData(MailboxDatum::Sort(v)) => out.extend(v),
             _ => {}
@@ -238,7 +265,8 @@ const MAX_DATE_CHARS: usize = 40;
 /// FETCH responses, one item per `* n FETCH` line (unsolicited ones included; callers match UIDs).
 pub(crate) fn fetches(data: &[u8]) -> Result<Vec<FetchItem>, ImapError> {
     let mut out = Vec::new();
-    for r in responses(data)? {
+    for r in each_response(data) {
+        let r = r?;
         let Response::Fetch(_, attrs) = r else { continue };
         let mut item = FetchItem::default();
         for a in attrs {
@@ -327,7 +355,8 @@ pub(crate) type CopyUid = (u32, Vec<(u32, u32)>);
 
 pub(crate) fn copyuid(data: &[u8], asked: &[u32], max: usize) -> Result<Option<CopyUid>, ImapError> {
     let mut found = None;
-    for r in responses(data)? {
+    for r in each_response(data) {
+        let r = r?;
         match r {
             Response::Data { status: Status::Ok, code: Some(ResponseCode::CopyUid(v, src, dst)), .. }
             | Response::Done { status: Status::Ok, code: Some(ResponseCode::CopyUid(v, src, dst)), .. } => {
@@ -356,7 +385,8 @@ pub(crate) fn copyuid(data: &[u8], asked: &[u32], max: usize) -> Result<Option<C
 
 /// APPENDUID (RFC 4315) from the tagged OK of an APPEND: (UIDVALIDITY, UID).
 pub(crate) fn appenduid(data: &[u8]) -> Result<Option<(u32, u32)>, ImapError> {
-    for r in responses(data)? {
+    for r in each_response(data) {
+        let r = r?;
         if let Response::Done { status: Status::Ok, code: Some(ResponseCode::AppendUid(v, set)), .. } = r {
             if let Some([uid]) = expand_uid_set(&set, 1).as_deref() {
                 return Ok(Some((v, *uid)));
@@ -384,7 +414,8 @@ pub(crate) fn status_text(code: Option<&ResponseCode<'_>>, information: Option<&
 /// The status and text of the tagged line at the end of `data` (a whole response).
 pub(crate) fn tagged_status(data: &[u8]) -> Result<Option<(&'static str, String)>, ImapError> {
     let mut out = None;
-    for r in responses(data)? {
+    for r in each_response(data) {
+        let r = r?;
         if let Response::Done { status, information, code, .. } = r {
             let s = match status {
                 Status::Ok => "OK",
