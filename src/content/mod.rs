@@ -44,6 +44,7 @@ mod tokenizer;
 pub use attach::{attachment_text, decode_part, sanitize_filename, sniff_type};
 pub use date::format_rfc3339_utc;
 pub use html::html_to_text;
+pub use mime::{part_header, PartHeader};
 pub use text::{clean_line, clean_text, neutralize_fence, snippet};
 
 /// Stable finding codes. Tools and the audit log match on these strings; never rename one.
