@@ -276,6 +276,7 @@ fn check(cfg: &Config) -> i32 {
             match smtp.check() {
                 Ok(r) => {
                     println!("  smtp ok: {}:{} ({}), authenticated with {} in {} ms", r.host, r.port, r.tls, r.auth_mechanism, r.login_ms);
+                    println!("  smtp tls: {}", r.tls_version);
                     println!("  smtp certificate sha256: {}", r.cert_sha256);
                     println!("  smtp extensions: {}", r.extensions.join(" "));
                 }

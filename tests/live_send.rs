@@ -84,6 +84,7 @@ fn check_reports_imap_and_smtp() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("  smtp ok: localhost:") && stdout.contains("authenticated with PLAIN"), "{stdout}");
     assert!(stdout.contains("smtp extensions: ") && stdout.contains("SIZE"), "{stdout}");
+    assert!(stdout.contains("  smtp tls: TLSv1.3, TLS_"), "{stdout}");
     assert!(!stdout.contains(&e.smtp.password) && !stdout.contains(&e.dc.password));
 }
 

@@ -14,8 +14,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use native_tls::{Certificate, Protocol, TlsConnector};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::args::{self, Flag, MailboxName};
@@ -25,15 +23,14 @@ use super::tap::{Tap, TapControl};
 use super::CancelToken;
 use crate::config::{Account, Limits, TlsMode};
 use crate::net::guard::{Guarded, IoControl, Phase, Trip};
+use crate::net::tls::{self, TlsFailure};
 use crate::net::ConnectFailure;
 use crate::secret::{self, Credential, Secret};
 
-pub(crate) type TlsStream = native_tls::TlsStream<Guarded>;
+pub(crate) use crate::net::tls::{TlsInfo, TlsStream};
 
 /// Longest line accepted before login (greeting, CAPABILITY, STARTTLS answer).
 const MAX_PREAUTH_LINE: usize = 64 * 1024;
-/// Largest `ca_file` read.
-const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
 /// Extra bytes allowed on top of `limits.max_response_bytes` for TLS records and IMAP framing,
 /// so that a response of exactly the limit is not refused for its envelope.
 fn framing_slack(max: u64) -> u64 {
@@ -288,12 +285,12 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
     let mut guarded = Guarded::new(tcp, ctl.clone()).map_err(connect_err)?;
     // Handshake, greeting and STARTTLS share one deadline.
     ctl.arm(response_phase(limits.greeting_timeout(), "limits.greeting_timeout_ms", limits.max_response_bytes, cancel));
-    let connector = tls_connector(account)?;
+    let connector = tls::connector(imap.ca_file.as_deref()).map_err(|reason| ImapError::Tls { reason })?;
 
     // TLS, then the pin, before anything else is read over the secured stream.
     let secure = |stream: Guarded| -> Result<(TlsStream, [u8; 32]), ImapError> {
-        let tls = handshake(&connector, &imap.host, stream, &ctl)?;
-        let sha = leaf_sha256(&tls)?;
+        let tls = tls::handshake(&connector, &imap.host, stream, &ctl).map_err(tls_failure)?;
+        let sha = tls::leaf_sha256(&tls).map_err(|reason| ImapError::Tls { reason })?;
         match &imap.pin_sha256 {
             Some(pin) if pin != &sha => Err(ImapError::PinMismatch { expected: hex(pin), actual: hex(&sha) }),
             _ => Ok((tls, sha)),
@@ -473,72 +470,13 @@ fn tcp_connect(host: &str, port: u16, timeout: Duration, cancel: Option<&CancelT
     })
 }
 
-/// The PEM of `ca_file`, at most 1 MiB.
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, ImapError> {
-    let unreadable = |reason: String| ImapError::Tls { reason: format!("cannot use ca_file {}: {reason}", path.display()) };
-    let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
-    let mut pem = Vec::new();
-    file.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut pem).map_err(|e| unreadable(e.to_string()))?;
-    if pem.len() as u64 > MAX_CA_FILE_BYTES {
-        return Err(unreadable("larger than 1 MiB".into()));
-    }
-    Ok(pem)
-}
-
-fn ca_error(path: &std::path::Path, reason: &str) -> ImapError {
-    ImapError::Tls { reason: format!("cannot use ca_file {}: {reason}", path.display()) }
-}
-
-/// TLS 1.2 or newer, system roots plus the optional `ca_file`, host name always verified.
-fn tls_connector(account: &Account) -> Result<TlsConnector, ImapError> {
-    let mut b = TlsConnector::builder();
-    b.min_protocol_version(Some(Protocol::Tlsv12));
-    if let Some(path) = &account.imap.ca_file {
-        let pem = read_ca_file(path)?;
-        let certs = Certificate::stack_from_pem(&pem).map_err(|e| ca_error(path, &sanitize(&e.to_string())))?;
-        if certs.is_empty() {
-            return Err(ca_error(path, "no PEM certificate in it"));
-        }
-        for c in certs {
-            b.add_root_certificate(c);
-        }
-    }
-    b.build().map_err(|e| ImapError::Tls { reason: sanitize(&e.to_string()) })
-}
-
-/// What a TLS handshake negotiated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TlsInfo {
-    /// As OpenSSL names it: `TLSv1.3`, `TLSv1.2`.
-    pub version: String,
-    /// As OpenSSL names it: `TLS_AES_256_GCM_SHA384`.
-    pub cipher: String,
-    pub cert_sha256: [u8; 32],
-}
-
 /// For `mailmoat check`: native-tls does not tell which version and cipher it negotiated, so a
 /// second, short connection repeats the handshake with OpenSSL directly, under the same rules
 /// (system roots plus `ca_file`, host name verified, TLS 1.2 or newer, the same implicit or
 /// STARTTLS dialogue, the pin), reads what was negotiated, and hangs up before any credential.
 /// On Linux native-tls is OpenSSL with the same defaults, so both handshakes agree.
 pub(crate) fn tls_probe(account: &Account, limits: &Limits) -> Result<TlsInfo, ImapError> {
-    use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslVersion};
     let imap = &account.imap;
-    let tls_err = |e: &dyn std::fmt::Display| ImapError::Tls { reason: sanitize(&e.to_string()) };
-    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| tls_err(&e))?;
-    b.set_min_proto_version(Some(SslVersion::TLS1_2)).map_err(|e| tls_err(&e))?;
-    if let Some(path) = &imap.ca_file {
-        let pem = read_ca_file(path)?;
-        let certs = openssl::x509::X509::stack_from_pem(&pem).map_err(|e| ca_error(path, &sanitize(&e.to_string())))?;
-        if certs.is_empty() {
-            return Err(ca_error(path, "no PEM certificate in it"));
-        }
-        for c in certs {
-            b.cert_store_mut().add_cert(c).map_err(|e| tls_err(&e))?;
-        }
-    }
-    let connector = b.build();
-
     let tcp = tcp_connect(&imap.host, imap.port, limits.connect_timeout(), None)?;
     let connect_err = |e: io::Error| ImapError::Connect { host: imap.host.clone(), port: imap.port, reason: sanitize(&e.to_string()) };
     let ctl = IoControl::new();
@@ -555,59 +493,20 @@ pub(crate) fn tls_probe(account: &Account, limits: &Limits) -> Result<TlsInfo, I
         }
         pre.starttls("p2")?;
     }
-    let mut tls = connector.connect(&imap.host, guarded).map_err(|e| match ctl.trip() {
-        Some(t) => t.into(),
-        None => match e {
-            HandshakeError::Failure(mid) => tls_err(mid.error()),
-            HandshakeError::SetupFailure(stack) => tls_err(&stack),
-            HandshakeError::WouldBlock(_) => ImapError::Tls { reason: "handshake interrupted".into() },
-        },
-    })?;
-    let ssl = tls.ssl();
-    let der = ssl
-        .peer_certificate()
-        .ok_or_else(|| ImapError::Tls { reason: "the server sent no certificate".into() })?
-        .to_der()
-        .map_err(|e| tls_err(&e))?;
-    let cert_sha256: [u8; 32] = Sha256::digest(&der).into();
+    let info = tls::probe(&imap.host, imap.ca_file.as_deref(), guarded, &ctl).map_err(tls_failure)?;
     if let Some(pin) = &imap.pin_sha256 {
-        if pin != &cert_sha256 {
-            return Err(ImapError::PinMismatch { expected: hex(pin), actual: hex(&cert_sha256) });
+        if pin != &info.cert_sha256 {
+            return Err(ImapError::PinMismatch { expected: hex(pin), actual: hex(&info.cert_sha256) });
         }
     }
-    let info = TlsInfo {
-        version: sanitize(ssl.version_str()),
-        cipher: ssl.current_cipher().map(|c| sanitize(c.name())).unwrap_or_default(),
-        cert_sha256,
-    };
-    // Best effort: the probe is complete whether or not the close_notify goes out.
-    let _ = tls.shutdown();
     Ok(info)
 }
 
-fn handshake(connector: &TlsConnector, host: &str, stream: Guarded, ctl: &IoControl) -> Result<TlsStream, ImapError> {
-    match connector.connect(host, stream) {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            if let Some(t) = ctl.trip() {
-                return Err(t.into());
-            }
-            let reason = match e {
-                native_tls::HandshakeError::Failure(e) => sanitize(&e.to_string()),
-                native_tls::HandshakeError::WouldBlock(_) => "handshake interrupted".to_string(),
-            };
-            Err(ImapError::Tls { reason })
-        }
+fn tls_failure(f: TlsFailure) -> ImapError {
+    match f {
+        TlsFailure::Trip(t) => t.into(),
+        TlsFailure::Reason(reason) => ImapError::Tls { reason },
     }
-}
-
-fn leaf_sha256(tls: &TlsStream) -> Result<[u8; 32], ImapError> {
-    let cert = tls
-        .peer_certificate()
-        .map_err(|e| ImapError::Tls { reason: sanitize(&e.to_string()) })?
-        .ok_or_else(|| ImapError::Tls { reason: "the server sent no certificate".into() })?;
-    let der = cert.to_der().map_err(|e| ImapError::Tls { reason: sanitize(&e.to_string()) })?;
-    Ok(Sha256::digest(&der).into())
 }
 
 /// The pre-login dialogue, spoken by us, a byte at a time (no read-ahead).

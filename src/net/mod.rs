@@ -2,6 +2,7 @@
 //! and cancellation on the raw socket, and the rule that makes server text safe to show.
 
 pub mod guard;
+pub(crate) mod tls;
 
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};

@@ -57,11 +57,13 @@ pub struct SmtpCheck {
     pub port: u16,
     /// "implicit" or "starttls".
     pub tls: &'static str,
+    /// The negotiated TLS version and cipher, e.g. `TLSv1.3, TLS_AES_256_GCM_SHA384`.
+    pub tls_version: String,
     /// The greeting (sanitized).
     pub greeting: String,
     /// Extensions advertised over TLS, `KEYWORD params` (sanitized).
     pub extensions: Vec<String>,
-    /// "PLAIN" or "LOGIN".
+    /// "PLAIN", "LOGIN" or "XOAUTH2".
     pub auth_mechanism: &'static str,
     /// The server's SIZE limit, if it states one.
     pub size_limit: Option<u64>,
@@ -121,7 +123,8 @@ impl SmtpClient {
     pub fn check(&self) -> Result<SmtpCheck, SmtpError> {
         let (s, mechanism, login_ms) = self.login(&CancelToken::new())?;
         let smtp = self.account.smtp.as_ref().ok_or_else(|| SmtpError::Invalid("no smtp settings".into()))?;
-        let report = SmtpCheck {
+        let mut report = SmtpCheck {
+            tls_version: String::new(),
             host: smtp.host.clone(),
             port: smtp.port,
             tls: match smtp.tls {
@@ -135,7 +138,17 @@ impl SmtpClient {
             cert_sha256: error::hex(&s.cert_sha256),
             login_ms,
         };
+        let cert_sha256 = s.cert_sha256;
         s.quit();
+        // native-tls does not say what it negotiated: a second, short connection asks OpenSSL.
+        report.tls_version = match session::tls_probe(&self.account, &self.limits) {
+            Ok(p) if p.cert_sha256 != cert_sha256 => {
+                format!("{}, {} (the probe connection saw a different certificate)", p.version, p.cipher)
+            }
+            Ok(p) => format!("{}, {}", p.version, p.cipher),
+            Err(e @ SmtpError::PinMismatch { .. }) => return Err(e),
+            Err(e) => format!("TLS 1.2+ (enforced); version unknown: {e}"),
+        };
         Ok(report)
     }
 

@@ -21,9 +21,10 @@ use super::net::{self, TlsStream};
 use super::reply::{Extensions, LineReader, Reply, MAX_REPLY_BYTES};
 use super::SendReport;
 use crate::compose;
-use crate::config::{Account, Limits, TlsMode};
+use crate::config::{Account, Limits, SmtpConfig, TlsMode};
 use crate::imap::CancelToken;
 use crate::net::guard::{Guarded, IoControl, Phase, Trip};
+use crate::net::tls::{self, TlsInfo};
 use crate::secret::Secret;
 
 /// Bytes one command phase may read: a maximal reply plus TLS framing.
@@ -124,6 +125,35 @@ fn ehlo_name(account: &Account) -> String {
 /// credential, when the server does not offer it). Returns after the EHLO over TLS.
 pub(crate) fn connect(account: &Account, limits: &Limits, cancel: &CancelToken) -> Result<Session, SmtpError> {
     let smtp = account.smtp.as_ref().ok_or_else(|| SmtpError::Invalid(format!("account {} has no smtp settings", account.name)))?;
+    let connector = net::tls_connector(smtp)?;
+    let mut s = open_for_tls(account, smtp, limits, cancel)?;
+    let (tls, sha) = net::secure(&connector, smtp, s.take_plain()?, &s.ctl)?;
+    s.stream = Stream::Tls(Box::new(tls));
+    s.cert_sha256 = sha;
+    match smtp.tls {
+        TlsMode::Implicit => s.greet()?,
+        // Forget everything learned in plaintext.
+        TlsMode::Starttls => s.ext = Extensions::default(),
+    }
+    s.ehlo()?;
+    Ok(s)
+}
+
+/// For `mailmoat check`: the TLS version and cipher the server negotiates (see
+/// [`crate::net::tls::probe`]), over a second short connection that hangs up before any
+/// credential.
+pub(crate) fn tls_probe(account: &Account, limits: &Limits) -> Result<TlsInfo, SmtpError> {
+    let smtp = account.smtp.as_ref().ok_or_else(|| SmtpError::Invalid(format!("account {} has no smtp settings", account.name)))?;
+    let mut s = open_for_tls(account, smtp, limits, &CancelToken::new())?;
+    let plain = s.take_plain()?;
+    let info = tls::probe(&smtp.host, smtp.ca_file.as_deref(), plain, &s.ctl).map_err(net::tls_failure)?;
+    net::check_pin(smtp, &info.cert_sha256)?;
+    Ok(info)
+}
+
+/// TCP and, for STARTTLS, the plaintext greeting, EHLO and STARTTLS: the session's plain
+/// stream is then ready for the TLS handshake.
+fn open_for_tls(account: &Account, smtp: &SmtpConfig, limits: &Limits, cancel: &CancelToken) -> Result<Session, SmtpError> {
     let tcp = net::tcp_connect(&smtp.host, smtp.port, limits.connect_timeout(), cancel)?;
     let connect_err = |e: io::Error| SmtpError::Connect { host: smtp.host.clone(), port: smtp.port, reason: sanitize(&e.to_string()) };
     tcp.set_nodelay(true).map_err(connect_err)?;
@@ -138,10 +168,9 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: &CancelToken) 
         GREETING_BUDGET,
         Some(cancel.clone()),
     ));
-    let connector = net::tls_connector(smtp)?;
     let mut s = Session {
-        stream: Stream::Gone,
-        ctl: ctl.clone(),
+        stream: Stream::Plain(guarded),
+        ctl,
         reader: LineReader::new(),
         cancel: cancel.clone(),
         command_timeout: limits.command_timeout(),
@@ -150,46 +179,35 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: &CancelToken) 
         ext: Extensions::default(),
         cert_sha256: [0; 32],
     };
-    match smtp.tls {
-        TlsMode::Implicit => {
-            let (tls, sha) = net::secure(&connector, smtp, guarded, &ctl)?;
-            s.stream = Stream::Tls(Box::new(tls));
-            s.cert_sha256 = sha;
-            s.greet()?;
-            s.ehlo()?;
+    if smtp.tls == TlsMode::Starttls {
+        s.greet()?;
+        s.ehlo()?;
+        if !s.ext.has("STARTTLS") {
+            s.quit();
+            return Err(SmtpError::StarttlsUnavailable);
         }
-        TlsMode::Starttls => {
-            s.stream = Stream::Plain(guarded);
-            s.greet()?;
-            s.ehlo()?;
-            if !s.ext.has("STARTTLS") {
-                s.quit();
-                return Err(SmtpError::StarttlsUnavailable);
-            }
-            let r = s.exchange(b"STARTTLS\r\n", "STARTTLS")?;
-            if r.code != 220 {
-                return Err(SmtpError::Tls { reason: format!("the server refused STARTTLS: {}", r.text()) });
-            }
-            // Anything already received came in plaintext and must not be read as if it had
-            // come over TLS (the STARTTLS command injection attack).
-            if s.reader.pending() > 0 {
-                return Err(SmtpError::Protocol { reason: "the server sent data after its STARTTLS answer; refusing to continue".into() });
-            }
-            let Stream::Plain(plain) = std::mem::replace(&mut s.stream, Stream::Gone) else {
-                return Err(SmtpError::Protocol { reason: "internal error: stream not plain before STARTTLS".into() });
-            };
-            let (tls, sha) = net::secure(&connector, smtp, plain, &ctl)?;
-            s.stream = Stream::Tls(Box::new(tls));
-            s.cert_sha256 = sha;
-            // Forget everything learned in plaintext.
-            s.ext = Extensions::default();
-            s.ehlo()?;
+        let r = s.exchange(b"STARTTLS\r\n", "STARTTLS")?;
+        if r.code != 220 {
+            return Err(SmtpError::Tls { reason: format!("the server refused STARTTLS: {}", r.text()) });
+        }
+        // Anything already received came in plaintext and must not be read as if it had
+        // come over TLS (the STARTTLS command injection attack).
+        if s.reader.pending() > 0 {
+            return Err(SmtpError::Protocol { reason: "the server sent data after its STARTTLS answer; refusing to continue".into() });
         }
     }
     Ok(s)
 }
 
 impl Session {
+    /// The plain stream, for the TLS handshake.
+    fn take_plain(&mut self) -> Result<Guarded, SmtpError> {
+        match std::mem::replace(&mut self.stream, Stream::Gone) {
+            Stream::Plain(plain) => Ok(plain),
+            _ => Err(SmtpError::Protocol { reason: "internal error: stream not plain before TLS".into() }),
+        }
+    }
+
     /// Sends `line` (CRLF included) and reads the reply, in the current phase.
     fn exchange(&mut self, line: &[u8], doing: &'static str) -> Result<Reply, SmtpError> {
         if self.cancel.is_cancelled() {
