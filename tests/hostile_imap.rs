@@ -809,3 +809,22 @@ fn circuit_breaker_opens_and_recovers() {
     assert_eq!(a.sc()["meta"]["total"], json!(3));
     rig.assert_recovers(case);
 }
+
+#[test]
+fn flood_of_unsolicited_fetch() {
+    // Flag updates of another message, 250,000 of them (8 MB), then the answer asked for. Each
+    // became a parsed item kept to the end: ten times the flood's size in memory (500,000 took
+    // 145 MiB); only the asked UIDs are kept now (src/imap/parse.rs, fetches_of).
+    let case = "250,000 unsolicited FETCH";
+    let mut rig = Rig::new("fetchflood", Setup { command_ms: 60_000, ..Setup::default() });
+    let mut answer = summary_item(1, 1, b"", &plain_header(1));
+    answer.extend(summary_item(2, 2, b"", &plain_header(2)));
+    answer.extend(summary_item(3, 3, b"", &plain_header(3)));
+    answer.extend_from_slice(b"{tag} OK done\r\n");
+    let plan = Plan::at("UID FETCH", vec![Step::Repeat(b"* 9 FETCH (UID 9 FLAGS (\\Seen))\r\n".to_vec(), 250_000), Step::Reply(answer)]);
+    let a = rig.hostile(case, vec![plan], "search", json!({"account": "bad"}), ms(60_000));
+    assert_eq!(a.code(), None, "{case}: {}", a.result);
+    let subjects: Vec<&str> = a.sc()["untrusted"]["messages"].as_array().unwrap().iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["Message 3", "Message 2", "Message 1"], "{case}");
+    rig.assert_recovers(case);
+}

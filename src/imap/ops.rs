@@ -108,8 +108,8 @@ pub(crate) fn fetch_summaries(
     for chunk in sorted.chunks(summary_chunk(max_response_bytes, max_header_bytes)) {
         let set = args::uid_set("uids", chunk)?;
         let data = conn.run("uid fetch", &args::summary_fetch_command(&set, max_header_bytes), Some(ctx.cancel))?;
-        let items = parsed("uid fetch", || parse::fetches(&data))?;
         let asked: HashSet<u32> = chunk.iter().copied().collect();
+        let items = parsed("uid fetch", || parse::fetches_of(&data, |u| asked.contains(&u)))?;
         for item in items {
             // Unsolicited FETCH (flag changes of other messages) carry other or no UIDs.
             let Some(uid) = item.uid.filter(|u| asked.contains(u)) else { continue };
@@ -146,7 +146,7 @@ pub(crate) fn fetch_message(
     // The caller's bound is the bound: a response of the message plus framing.
     let bounds = Bounds { response_bytes: Some(max_message_bytes.saturating_add(64 * 1024)), upload_bytes: 0 };
     let data = conn.run_bounded("uid fetch", &args::message_fetch_command(uid, max_message_bytes), Some(ctx.cancel), bounds)?;
-    let items = parsed("uid fetch", || parse::fetches(&data))?;
+    let items = parsed("uid fetch", || parse::fetches_of(&data, |u| u == uid))?;
     let item = items
         .into_iter()
         .find(|i| i.uid == Some(uid) && i.body.is_some())

@@ -110,8 +110,8 @@ fn in_caller_order(uids: &[u32], found: UidValues) -> UidValues {
 fn fetch_values(conn: &mut Conn, set: &str, uids: &[u32], labels: bool) -> Result<UidValues, ImapError> {
     let cmd = if labels { args::fetch_labels_command(set) } else { args::fetch_flags_command(set) };
     let data = conn.run("uid fetch", &cmd, None)?;
-    let items = parsed("uid fetch", || parse::fetches(&data))?;
     let asked: HashSet<u32> = uids.iter().copied().collect();
+    let items = parsed("uid fetch", || parse::fetches_of(&data, |u| asked.contains(&u)))?;
     let mut found = Vec::new();
     for item in items {
         let Some(uid) = item.uid.filter(|u| asked.contains(u)) else { continue };
@@ -449,7 +449,7 @@ pub(crate) fn fetch_part(
         upload_bytes: 0,
     };
     let data = conn.run_bounded("uid fetch", &cmd, Some(ctx.cancel), bounds)?;
-    let items = parsed("uid fetch", || parse::fetches(&data))?;
+    let items = parsed("uid fetch", || parse::fetches_of(&data, |u| u == uid))?;
     let not_found = || ImapError::NotFound { what: format!("message uid {uid} in folder \"{}\"", folder.as_str().escape_debug()) };
     let item = items.into_iter().find(|i| i.uid == Some(uid) && !i.sections.is_empty()).ok_or_else(not_found)?;
     let mime_name = format!("{section}.MIME");
