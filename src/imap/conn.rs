@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use super::args::{self, Flag, MailboxName};
 use super::error::{hex, sanitize, ImapError};
 use super::parse::{self, has_cap};
-use super::tap::{Tap, TapControl};
+use super::tap::{self, Tap, TapControl};
 use super::CancelToken;
 use crate::config::{Account, Limits, TlsMode};
 use crate::net::guard::{Guarded, IoControl, Phase, Trip};
@@ -509,6 +509,32 @@ fn tls_failure(f: TlsFailure) -> ImapError {
     }
 }
 
+/// The deepest parenthesis nesting in one line, outside quoted strings.
+fn nesting_depth(line: &[u8]) -> u32 {
+    let (mut depth, mut max, mut quoted, mut escape) = (0u32, 0u32, false, false);
+    for &b in line {
+        if quoted {
+            match (escape, b) {
+                (true, _) => escape = false,
+                (false, b'\\') => escape = true,
+                (false, b'"') => quoted = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => quoted = true,
+                b'(' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                b')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    max
+}
+
 /// The pre-login dialogue, spoken by us, a byte at a time (no read-ahead).
 struct PreAuth<'a, S: Read + Write> {
     stream: &'a mut S,
@@ -525,6 +551,13 @@ impl<S: Read + Write> PreAuth<'_, S> {
                 Ok(_) => {
                     line.push(byte[0]);
                     if byte[0] == b'\n' {
+                        // imap-proto parses nesting by recursion; the tap bounds it after login,
+                        // and this bounds it before (a deep greeting would overflow the stack).
+                        if nesting_depth(&line) > tap::MAX_NESTING {
+                            return Err(ImapError::Protocol {
+                                reason: format!("server line nested deeper than {} levels before login", tap::MAX_NESTING),
+                            });
+                        }
                         return Ok(line);
                     }
                     if line.len() > MAX_PREAUTH_LINE {
@@ -657,6 +690,19 @@ mod tests {
         assert_eq!(greeting.unwrap(), ["IMAP4rev1", "AUTH=PLAIN"]);
         let caps = pre.capability("m1").unwrap();
         assert!(!has_cap(&caps, "STARTTLS"));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn deeply_nested_pre_login_lines_are_refused_before_parsing() {
+        assert_eq!(nesting_depth(b"* OK (a (b) \"((((\" (c (d)))\r\n"), 3);
+        assert_eq!(nesting_depth(b"* OK \"\\\"(\" x\r\n"), 0);
+        let mut deep = b"* OK [CAPABILITY IMAP4rev1] ".to_vec();
+        deep.extend(std::iter::repeat_n(b'(', 5_000));
+        deep.extend_from_slice(b"\r\n");
+        let (mut s, ctl, t) = guarded_pair(move |mut s| s.write_all(&deep).unwrap());
+        let err = PreAuth { stream: &mut s, ctl: &ctl }.greeting().unwrap_err();
+        assert_eq!(err.to_string(), "imap protocol error: server line nested deeper than 64 levels before login");
         t.join().unwrap();
     }
 
