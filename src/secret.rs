@@ -385,71 +385,57 @@ mod tests {
         Secret,
     }
 
+    /// [`with_oauth2_token`] where `E::Refused` is the refusal and a source failure is `E::Secret`.
+    fn login(src: &SecretSource, attempt: impl FnMut(&Secret) -> Result<(), E>) -> Result<(), E> {
+        with_oauth2_token(src, Duration::from_secs(5), |_| E::Secret, |e| *e == E::Refused, attempt)
+    }
+
     #[test]
     fn oauth2_token_is_cached_and_refetched_once_when_refused() {
         let (src, dir) = token_helper("cache");
-        let t = Duration::from_secs(5);
         std::fs::write(dir.join("token"), "A\n").unwrap();
         let mut seen = Vec::new();
         // Accepted: one helper run, then the cache.
         for _ in 0..2 {
-            let r = with_oauth2_token(
-                &src,
-                t,
-                |_| E::Secret,
-                |e| *e == E::Refused,
-                |tok| {
-                    seen.push(tok.expose().to_string());
-                    Ok::<_, E>(())
-                },
-            );
+            let r = login(&src, |tok| {
+                seen.push(tok.expose().to_string());
+                Ok(())
+            });
             assert_eq!(r, Ok(()));
         }
         assert_eq!((runs(&dir), seen.as_slice()), (1, &["A".to_string(), "A".to_string()][..]));
         // The cached token is refused: one more run, one retry with the new token.
         std::fs::write(dir.join("token"), "B\n").unwrap();
         seen.clear();
-        let r = with_oauth2_token(
-            &src,
-            t,
-            |_| E::Secret,
-            |e| *e == E::Refused,
-            |tok| {
-                seen.push(tok.expose().to_string());
-                if tok.expose() == "A" {
-                    Err(E::Refused)
-                } else {
-                    Ok(())
-                }
-            },
-        );
+        let r = login(&src, |tok| {
+            seen.push(tok.expose().to_string());
+            if tok.expose() == "A" {
+                Err(E::Refused)
+            } else {
+                Ok(())
+            }
+        });
         assert_eq!((r, runs(&dir), seen.as_slice()), (Ok(()), 2, &["A".to_string(), "B".to_string()][..]));
         // Refused, and the helper has nothing new: no second attempt with the same token.
         seen.clear();
-        let r = with_oauth2_token(
-            &src,
-            t,
-            |_| E::Secret,
-            |e| *e == E::Refused,
-            |tok| {
-                seen.push(tok.expose().to_string());
-                Err::<(), _>(E::Refused)
-            },
-        );
+        let r = login(&src, |tok| {
+            seen.push(tok.expose().to_string());
+            Err(E::Refused)
+        });
         assert_eq!((r, runs(&dir), seen.len()), (Err(E::Refused), 3, 1));
         // A fresh token that is refused is not retried, and a failure that is not a refusal
         // keeps the cached token.
         std::fs::write(dir.join("token"), "C\n").unwrap();
-        let r = with_oauth2_token(&src, t, |_| E::Secret, |e| *e == E::Refused, |_| Err::<(), _>(E::Refused));
+        let r = login(&src, |_| Err(E::Refused));
         assert_eq!((r, runs(&dir)), (Err(E::Refused), 4));
-        let r = with_oauth2_token(&src, t, |_| E::Secret, |e| *e == E::Refused, |_| Err::<(), _>(E::Other));
+        let r = login(&src, |_| Err(E::Other));
         assert_eq!((r, runs(&dir)), (Err(E::Other), 5));
-        let r = with_oauth2_token(&src, t, |_| E::Secret, |e| *e == E::Refused, |_| Ok::<_, E>(()));
+        let r = login(&src, |_| Ok(()));
         assert_eq!((r, runs(&dir)), (Ok(()), 5));
         // A helper that fails is a secret error.
         std::fs::remove_file(dir.join("token")).unwrap();
         let (bad, _) = token_helper("missing");
-        let r = with_oauth2_token(&bad, t, |_| E::Secret, |e| *e == E::Refused, |_| Ok::<_, E>(()));
+        let r = login(&bad, |_| Ok(()));
         assert_eq!(r, Err(E::Secret));
         let _ = std::fs::remove_dir_all(dir);
     }

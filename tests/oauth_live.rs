@@ -133,6 +133,17 @@ fn dovecot_with_oauth(provider_port: u16) -> (Dovecot, PathBuf) {
     (Dovecot::start_with(&Seed::Standard, &extra), dir)
 }
 
+/// A provider, a Dovecot that asks it, a token helper, and a readonly config using the helper.
+fn readonly_oauth_env() -> (Provider, Dovecot, PathBuf, Helper, PathBuf) {
+    let provider = Provider::default();
+    let port = provider.start();
+    let (dc, tmp) = dovecot_with_oauth(port);
+    let helper = Helper::new(&dc.dir);
+    let config = dc.dir.join("mailmoat.toml");
+    std::fs::write(&config, with_token(&dc.mailmoat_config("readonly"), &dc, &helper)).unwrap();
+    (provider, dc, tmp, helper, config)
+}
+
 /// `text` (a mailmoat config) with the IMAP password replaced by the helper's `oauth2_token`.
 fn with_token(text: &str, dc: &Dovecot, helper: &Helper) -> String {
     let pw = format!("password = {{ file = {:?} }}", dc.password_file.to_string_lossy());
@@ -165,12 +176,7 @@ fn assert_no_token(c: &Client, tokens: &[&str]) {
 
 #[test]
 fn imap_xoauth2_token_is_cached_until_rejected_then_fetched_once() {
-    let provider = Provider::default();
-    let port = provider.start();
-    let (dc, tmp) = dovecot_with_oauth(port);
-    let helper = Helper::new(&dc.dir);
-    let config = dc.dir.join("mailmoat.toml");
-    std::fs::write(&config, with_token(&dc.mailmoat_config("readonly"), &dc, &helper)).unwrap();
+    let (provider, dc, tmp, helper, config) = readonly_oauth_env();
     // Generous breaker: this test is about the token, not about failures in a row.
     let t1 = "tok1-CANARY-5d1e";
     let t2 = "tok2-CANARY-77ab";
@@ -224,12 +230,7 @@ fn imap_xoauth2_token_is_cached_until_rejected_then_fetched_once() {
 
 #[test]
 fn a_fresh_token_that_is_refused_is_not_retried() {
-    let provider = Provider::default();
-    let port = provider.start();
-    let (dc, tmp) = dovecot_with_oauth(port);
-    let helper = Helper::new(&dc.dir);
-    let config = dc.dir.join("mailmoat.toml");
-    std::fs::write(&config, with_token(&dc.mailmoat_config("readonly"), &dc, &helper)).unwrap();
+    let (provider, _dc, tmp, helper, config) = readonly_oauth_env();
     helper.set_token("never-valid-CANARY-0c3f");
     let mut c = Client::spawn(&config, MODERN, &[("MAILMOAT_LOG", "debug")]);
     let r = c.call("list_folders", json!({}));
