@@ -406,15 +406,7 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
 fn login_error(ctl: &IoControl, e: imap::Error, password: &Secret, sasl: &[u8]) -> ImapError {
     let mut encoded = Zeroizing::new(Vec::new());
     crate::compose::base64_into(sasl, &mut encoded);
-    let redact = |text: &str| {
-        let mut clean = text.to_string();
-        for secret in [password.expose().as_bytes(), &encoded[..]] {
-            if secret.len() >= 3 {
-                clean = clean.replace(&*String::from_utf8_lossy(secret), "[redacted]");
-            }
-        }
-        sanitize(&clean)
-    };
+    let redact = |text: &str| sanitize(&crate::net::redact(text, &[password.expose().as_bytes(), &encoded]));
     match crate_error(ctl, e, "during login") {
         ImapError::Server { status: "NO" | "BAD", text } => ImapError::Auth { reason: redact(&text) },
         ImapError::Server { status, text } => ImapError::Server { status, text: redact(&text) },

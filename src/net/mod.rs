@@ -67,6 +67,19 @@ fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, 
 /// Longest server text kept in an error, in characters.
 pub(crate) const MAX_SERVER_TEXT_CHARS: usize = 200;
 
+/// `text` with every secret (and any other sensitive byte string, such as the base64 of a SASL
+/// response) of three bytes or more replaced by `[redacted]`: a hostile server can echo what it
+/// received into an error message.
+pub(crate) fn redact(text: &str, secrets: &[&[u8]]) -> String {
+    let mut clean = text.to_string();
+    for secret in secrets {
+        if secret.len() >= 3 {
+            clean = clean.replace(&*String::from_utf8_lossy(secret), "[redacted]");
+        }
+    }
+    clean
+}
+
 /// Server text made safe to show: control characters (including bidi controls) removed,
 /// whitespace runs collapsed, at most [`MAX_SERVER_TEXT_CHARS`] characters.
 pub(crate) fn sanitize(text: &str) -> String {

@@ -263,15 +263,7 @@ impl Session {
             v
         };
         let b64_pw = b64(pw.as_bytes());
-        let fail = |r: &Reply, extra: &[u8]| {
-            let mut text = r.text();
-            for secret in [pw.as_bytes(), &b64_pw[..], extra] {
-                if secret.len() >= 3 {
-                    text = text.replace(&*String::from_utf8_lossy(secret), "[redacted]");
-                }
-            }
-            SmtpError::Auth { reason: text }
-        };
+        let fail = |r: &Reply, extra: &[u8]| SmtpError::Auth { reason: crate::net::redact(&r.text(), &[pw.as_bytes(), &b64_pw, extra]) };
         if mechs.iter().any(|m| m == "PLAIN") {
             let mut payload = Zeroizing::new(Vec::with_capacity(user.len() + pw.len() + 2));
             payload.push(0);
@@ -346,13 +338,7 @@ impl Session {
         if r.code == 235 {
             return Ok("XOAUTH2");
         }
-        let mut text = r.text();
-        for secret in [token.expose().as_bytes(), &encoded[..]] {
-            if secret.len() >= 3 {
-                text = text.replace(&*String::from_utf8_lossy(secret), "[redacted]");
-            }
-        }
-        Err(SmtpError::Auth { reason: text })
+        Err(SmtpError::Auth { reason: crate::net::redact(&r.text(), &[token.expose().as_bytes(), &encoded]) })
     }
 
     /// One mail transaction: MAIL FROM, RCPT TO for each recipient (some may be refused), DATA,
