@@ -828,3 +828,20 @@ fn flood_of_unsolicited_fetch() {
     assert_eq!(subjects, ["Message 3", "Message 2", "Message 1"], "{case}");
     rig.assert_recovers(case);
 }
+
+#[test]
+fn list_of_a_million_flags() {
+    // One 3 MB line (within the response limit) took 100 MiB, and 4,000,000 flags 339 MiB:
+    // imap-proto's vector of items plus our strings. The tap now cuts a parenthesized list
+    // after 10,000 items.
+    let case = "one FETCH line with 1,000,000 flags";
+    let mut rig = Rig::new("flags", Setup { command_ms: 30_000, ..Setup::default() });
+    let mut line = b"* 1 FETCH (UID 1 FLAGS (".to_vec();
+    line.extend(b"\\a ".repeat(1_000_000));
+    line.extend_from_slice(b"\\b))\r\n");
+    let plan = Plan::at("UID FETCH", vec![Step::Reply(line), Step::reply("{tag} OK done\r\n")]);
+    let a = rig.hostile(case, vec![plan], "search", json!({"account": "bad"}), ms(30_000));
+    error_is(case, &a, "protocol_error", NESTING_REFUSED);
+    assert!(a.took < QUICK, "{case}: {:?}", a.took);
+    rig.assert_recovers(case);
+}

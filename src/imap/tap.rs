@@ -15,6 +15,11 @@
 //!   ordinary lines (outside quoted strings and literals) a `(` deeper than [`MAX_NESTING`]
 //!   becomes NUL, which no IMAP syntax accepts, so the parse fails at that depth and the command
 //!   ends as a protocol error. We never ask for anything nested more than a few levels.
+//! - imap-proto collects a parenthesized list into a vector of 24-byte items, and we copy flags
+//!   into strings: one 12 MB `FLAGS (\\a \\a ...)` line took 339 MiB. A list of more than
+//!   [`MAX_LIST_ITEMS`] items (counted by the spaces between them, outside quoted strings and
+//!   literals) is cut the same way: its next space becomes NUL. Our lists (flags, labels) are far
+//!   shorter; `* SEARCH` and `* SORT` results are not parenthesized and not limited here.
 //! - imap-proto refuses 8-bit bytes in quoted strings, so one folder name sent as raw 8-bit
 //!   (not modified UTF-7) made the whole LIST fail. In `* LIST` and `* LSUB` lines (outside
 //!   literals) 8-bit bytes become DEL: the name still parses, but is not valid modified UTF-7,
@@ -36,6 +41,8 @@ const MAX_TAG: usize = 64;
 const MAX_WORD: usize = 16;
 /// Deepest parenthesis nesting passed to the crate in one response line.
 pub(crate) const MAX_NESTING: u32 = 64;
+/// Most items of one parenthesized list passed to the crate.
+pub(crate) const MAX_LIST_ITEMS: u32 = 10_000;
 
 /// Control shared between the session owner and the tap inside the crate's stream.
 pub(crate) struct TapControl {
@@ -178,6 +185,8 @@ struct LineFilter {
     escape: bool,
     /// The current line is `* LIST` or `* LSUB`: 8-bit bytes become DEL.
     names: bool,
+    /// Spaces seen so far in the open list at each depth (1..=MAX_NESTING).
+    items: Vec<u32>,
 }
 
 impl Default for LineFilter {
@@ -193,6 +202,7 @@ impl Default for LineFilter {
             quoted: false,
             escape: false,
             names: false,
+            items: vec![0; MAX_NESTING as usize + 1],
         }
     }
 }
@@ -327,7 +337,8 @@ impl LineFilter {
     }
 
     /// Follows quoting and nesting over ordinary-line bytes (already in `out`): a `(` deeper than
-    /// [`MAX_NESTING`] becomes NUL; in a LIST or LSUB line an 8-bit byte becomes DEL.
+    /// [`MAX_NESTING`] becomes NUL, and so does a space after [`MAX_LIST_ITEMS`] items of one
+    /// list; in a LIST or LSUB line an 8-bit byte becomes DEL.
     fn structure(&mut self, bytes: &mut [u8]) {
         for b in bytes {
             if self.names && *b >= 0x80 {
@@ -345,8 +356,17 @@ impl LineFilter {
                     b')' => self.depth = self.depth.saturating_sub(1),
                     b'(' => {
                         self.depth = self.depth.saturating_add(1);
-                        if self.depth > MAX_NESTING {
-                            *b = 0;
+                        match self.items.get_mut(self.depth as usize) {
+                            Some(n) => *n = 0,
+                            None => *b = 0,
+                        }
+                    }
+                    b' ' if self.depth > 0 => {
+                        if let Some(n) = self.items.get_mut(self.depth as usize) {
+                            *n += 1;
+                            if *n >= MAX_LIST_ITEMS {
+                                *b = 0;
+                            }
                         }
                     }
                     _ => {}
@@ -533,6 +553,38 @@ mod tests {
         );
         for step in STEPS {
             assert_eq!(filter(input.as_bytes(), step, false).0, input.as_bytes(), "step {step}");
+        }
+    }
+
+    #[test]
+    fn lists_longer_than_the_limit_cannot_parse() {
+        let flags = |n: usize| -> Vec<u8> {
+            let mut v = b"* 1 FETCH (UID 1 FLAGS (".to_vec();
+            v.extend(b"\\a ".repeat(n - 1));
+            v.extend_from_slice(b"\\b))\r\n");
+            v
+        };
+        let ok = flags(MAX_LIST_ITEMS as usize);
+        for step in [1, 7, 4096] {
+            assert_eq!(filter(&ok, step, false).0, ok, "step {step}");
+        }
+        assert!(imap_proto::parser::parse_response(&ok).is_ok());
+        let long = flags(MAX_LIST_ITEMS as usize + 1);
+        let (out, _) = filter(&long, 4096, false);
+        assert_eq!(out.len(), long.len());
+        assert_eq!(out.iter().filter(|&&b| b == 0).count(), 1);
+        assert!(imap_proto::parser::parse_response(&out).is_err());
+        // Spaces in quoted strings and literals, and at depth 0 (SEARCH), do not count; nor do
+        // the items of an earlier list at the same depth.
+        let spaces = " ".repeat(MAX_LIST_ITEMS as usize);
+        let mut input = format!("* 1 FETCH (X \"{spaces}\" BODY[] {{{}}}\r\n{spaces})\r\n* SEARCH", spaces.len()).into_bytes();
+        input.extend(b" 1".repeat(MAX_LIST_ITEMS as usize * 2));
+        input.extend_from_slice(b"\r\n");
+        let two: Vec<u8> =
+            [flags(MAX_LIST_ITEMS as usize - 10).strip_suffix(b")\r\n").unwrap(), b" (", &b"a ".repeat(9990), b"b))\r\n"].concat();
+        input.extend_from_slice(&two);
+        for step in [1, 13, 4096] {
+            assert_eq!(filter(&input, step, false).0, input, "step {step}");
         }
     }
 
