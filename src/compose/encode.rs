@@ -4,6 +4,8 @@
 //! Every function here returns ASCII (7-bit) text except where it says otherwise, so nothing a
 //! caller passes can reach the wire as a raw line break.
 
+use crate::content::date::civil_from_days;
+
 /// Longest header line we aim for (RFC 5322 §2.1.1 "SHOULD"), CRLF excluded.
 pub(crate) const FOLD_AT: usize = 78;
 /// Longest line anywhere in a message (RFC 5322 §2.1.1 "MUST"), CRLF excluded.
@@ -286,19 +288,6 @@ pub(crate) fn rfc5322_date(epoch: i64) -> String {
     let weekday = WEEKDAYS[days.rem_euclid(7) as usize];
     let month = MONTHS[(m - 1) as usize];
     format!("{weekday}, {d:02} {month} {y:04} {:02}:{:02}:{:02} +0000", secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
-/// `(year, month, day)` for days since 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// Lowercase hex.

@@ -31,7 +31,7 @@
 
 mod attach;
 mod css;
-mod date;
+pub(crate) mod date;
 mod deception;
 mod entities;
 mod headers;
