@@ -703,24 +703,41 @@ impl Dovecot {
                 let _ = w.write_all(b"graceful\n");
             }
         }
-        if let Some(mut child) = self.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-                    _ => {
-                        if let Ok(pid) = fs::read_to_string(self.run_dir.join("master.pid")) {
-                            let _ = Command::new("kill").args(["-KILL", pid.trim()]).stderr(Stdio::null()).status();
-                        }
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
+        reap(self.child.take(), &self.run_dir.join("master.pid"));
+    }
+}
+
+/// Waits up to 10 s for a server's supervisor `child` to exit (its watchdog is killing the
+/// process group); then SIGKILLs the master named in `pid_file` and the child.
+pub fn reap(child: Option<Child>, pid_file: &Path) {
+    let Some(mut child) = child else { return };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                if let Ok(pid) = fs::read_to_string(pid_file) {
+                    let _ = Command::new("kill").args(["-KILL", pid.trim()]).stderr(Stdio::null()).status();
                 }
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
             }
         }
     }
+}
+
+/// Removes a throwaway directory, retrying briefly while a dying server still writes into it.
+pub fn remove_dir_retrying(dir: &Path) {
+    for _ in 0..20 {
+        match fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    eprintln!("warning: could not remove {}", dir.display());
 }
 
 impl Drop for Dovecot {
@@ -736,14 +753,7 @@ impl Drop for Dovecot {
             eprintln!("keeping throwaway Dovecot dir {}", self.dir.display());
             return;
         }
-        for _ in 0..20 {
-            match fs::remove_dir_all(&self.dir) {
-                Ok(()) => return,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-        eprintln!("warning: could not remove {}", self.dir.display());
+        remove_dir_retrying(&self.dir);
     }
 }
 

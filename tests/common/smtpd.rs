@@ -49,7 +49,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::dovecot::{header_value, mutf7, Dovecot, TestCa, USER};
+use super::dovecot::{header_value, mutf7, reap, remove_dir_retrying, Dovecot, TestCa, USER};
 
 /// Addresses the server accepts (all of them end up in the one Dovecot mailbox).
 pub const RECIPIENTS: [&str; 4] = [USER, "bob@example.test", "carol@example.test", "dave@example.test"];
@@ -460,23 +460,7 @@ delay_warning_time = 0
     fn stop(&mut self) {
         // Closing the watchdog's stdin makes it SIGKILL Postfix's process group.
         drop(self.watchdog.take());
-        if let Some(mut child) = self.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-                    _ => {
-                        if let Ok(pid) = fs::read_to_string(self.dir.join("queue/pid/master.pid")) {
-                            let _ = Command::new("kill").args(["-KILL", pid.trim()]).stderr(Stdio::null()).status();
-                        }
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
-        }
+        reap(self.child.take(), &self.dir.join("queue/pid/master.pid"));
     }
 }
 
@@ -490,14 +474,7 @@ impl Drop for Smtpd {
             eprintln!("keeping throwaway Postfix dir {}", self.dir.display());
             return;
         }
-        for _ in 0..20 {
-            match fs::remove_dir_all(&self.dir) {
-                Ok(()) => return,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-        eprintln!("warning: could not remove {}", self.dir.display());
+        remove_dir_retrying(&self.dir);
     }
 }
 
