@@ -197,19 +197,24 @@ impl Limits {
     }
 }
 
-/// One account's IMAP settings.
+/// How to reach and log in to one server (IMAP or SMTP).
 #[derive(Clone, Debug)]
-pub struct ImapConfig {
+pub struct ServerConfig {
     pub host: String,
     pub port: u16,
     pub tls: TlsMode,
     pub username: String,
-    /// `password` or `oauth2_token`.
+    /// `password` or `oauth2_token` (SMTP defaults to the IMAP one).
     pub credential: Credential,
     pub ca_file: Option<PathBuf>,
     /// SHA-256 of the server's leaf certificate (DER).
     pub pin_sha256: Option<[u8; 32]>,
 }
+
+/// One account's IMAP settings.
+pub type ImapConfig = ServerConfig;
+/// One account's SMTP settings.
+pub type SmtpConfig = ServerConfig;
 
 /// One configured account.
 #[derive(Clone, Debug)]
@@ -241,19 +246,6 @@ impl Account {
     }
 }
 
-/// One account's SMTP settings.
-#[derive(Clone, Debug)]
-pub struct SmtpConfig {
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    pub username: String,
-    /// `password` or `oauth2_token`; defaults to the IMAP one.
-    pub credential: Credential,
-    pub ca_file: Option<PathBuf>,
-    pub pin_sha256: Option<[u8; 32]>,
-}
-
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -267,6 +259,19 @@ pub struct Config {
     pub audit: crate::audit::AuditConfig,
     pub rate_limits: crate::ratelimit::RateConfig,
     pub circuit_breaker: crate::ratelimit::BreakerConfig,
+}
+
+fn redacted_server(table: &str, c: &ServerConfig) -> String {
+    format!(
+        "[{table}]\nhost = {:?}\nport = {}\ntls = {:?}\nusername = {:?}\n{}\nca_file = {:?}\npin_sha256 = {:?}\n",
+        c.host,
+        c.port,
+        format!("{:?}", c.tls).to_lowercase(),
+        c.username,
+        redacted_credential(&c.credential),
+        c.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        pin_hex(&c.pin_sha256)
+    )
 }
 
 fn redacted_credential(c: &Credential) -> String {
@@ -315,28 +320,9 @@ impl Config {
                 a.allowed_recipients,
                 format!("{:?}", a.save_sent).to_lowercase()
             ));
-            let i = &a.imap;
-            o.push_str(&format!(
-                "[accounts.{name}.imap]\nhost = {:?}\nport = {}\ntls = {:?}\nusername = {:?}\n{}\nca_file = {:?}\npin_sha256 = {:?}\n",
-                i.host,
-                i.port,
-                format!("{:?}", i.tls).to_lowercase(),
-                i.username,
-                redacted_credential(&i.credential),
-                i.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-                pin_hex(&i.pin_sha256)
-            ));
+            o.push_str(&redacted_server(&format!("accounts.{name}.imap"), &a.imap));
             if let Some(sm) = &a.smtp {
-                o.push_str(&format!(
-                    "[accounts.{name}.smtp]\nhost = {:?}\nport = {}\ntls = {:?}\nusername = {:?}\n{}\nca_file = {:?}\npin_sha256 = {:?}\n",
-                    sm.host,
-                    sm.port,
-                    format!("{:?}", sm.tls).to_lowercase(),
-                    sm.username,
-                    redacted_credential(&sm.credential),
-                    sm.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-                    pin_hex(&sm.pin_sha256)
-                ));
+                o.push_str(&redacted_server(&format!("accounts.{name}.smtp"), sm));
             }
         }
         o.push_str(&format!("[limits]\n{:#?}\n", self.limits));
