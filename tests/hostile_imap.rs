@@ -263,6 +263,7 @@ impl Rig {
         println!("{case}: {tool} answered in {:?}: {:?} {:?}; good account in {:?}", bad.took, bad.code(), bad.message(), good.took);
         assert!(bad.took <= within, "{case}: answered after {:?}, more than {within:?}", bad.took);
         self.assert_good(case, &good);
+        assert!(self.good.errors().is_empty() && self.good.connections() >= 1, "{case}: good server: {:?}", self.good.errors());
         assert!(good.took < QUICK, "{case}: the good account took {:?}", good.took);
         if bad.took > ms(1000) {
             assert!(good.at < bad.at, "{case}: the good account waited for the hostile call");
@@ -276,11 +277,9 @@ impl Rig {
     /// After the hostile call: with the server behaving, `bad` answers a search (a fresh
     /// session logs in with the password: the control for the canary check), and so does `good`.
     fn assert_recovers(&mut self, case: &str) {
-        let before = self.bad.connections();
         let a = self.call("search", json!({"account": "bad"}));
         assert_eq!(a.code(), None, "{case}: bad account after recovery: {}", a.result);
         assert_eq!(a.sc()["meta"]["total"], json!(3), "{case}");
-        let _ = before;
         let g = self.call("search", json!({"account": "good"}));
         self.assert_good(case, &g);
         self.assert_up(case);

@@ -342,10 +342,8 @@ fn fetch_item(attrs: Vec<AttributeValue<'_>>) -> FetchItem {
             AttributeValue::BodySection { section: None, data, .. } => {
                 item.body = Some(data.map(|d| d.into_owned()).unwrap_or_default());
             }
-            AttributeValue::BodySection { section: Some(SectionPath::Part(path, sub)), data, .. } => {
-                if item.sections.len() < MAX_SECTIONS {
-                    item.sections.push((section_name(&path, sub.as_ref()), data.map(|d| d.into_owned())));
-                }
+            AttributeValue::BodySection { section: Some(SectionPath::Part(path, sub)), data, .. } if item.sections.len() < MAX_SECTIONS => {
+                item.sections.push((section_name(&path, sub.as_ref()), data.map(|d| d.into_owned())));
             }
             AttributeValue::GmailLabels(labels) => {
                 item.labels = Some(labels.iter().map(|l| gmail_label(l)).collect());
