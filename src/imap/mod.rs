@@ -35,6 +35,10 @@ mod tap;
 mod utf7;
 mod write;
 
+/// Entry points for the fuzz targets only (`fuzz/`); not an API.
+#[doc(hidden)]
+pub mod fuzz_api;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
