@@ -5,7 +5,7 @@ ADVISORY_DB ?= ../shared/advisory-db
 FUZZ_SECONDS ?= 60
 N ?= 20000
 
-.PHONY: all build release static test lint unit demo test-large bench deps deny vet supply-chain fuzz fmt clean
+.PHONY: all build release static test lint unit demo test-large bench deps fetch deny vet supply-chain fuzz fmt clean
 
 all: build
 
@@ -55,23 +55,50 @@ bench:
 	$(CARGO) run --release --example bench_sanitizer
 	MAILMOAT_BENCH_N=$(N) $(CARGO) run --release --example bench
 
-## Dependency report: unique crates in the normal+build graph and lines of dependency code.
+## Dependency report (offline, a few seconds): unique crates in the normal + build graph and the
+## lines of Rust in each one's registry source (every .rs file the published crate ships), with
+## totals; for the static build, the extra crates and the C source of the vendored OpenSSL.
+CARGO_HOME ?= $(HOME)/.cargo
 deps:
-	@echo "unique crates (normal + build, this platform):"
-	@$(CARGO) tree --prefix none -e normal,build --target x86_64-unknown-linux-gnu | sed 's/ (.*//;s/ (\*)//' | sort -u | grep -v '^mailmoat ' | wc -l
-	@echo "unique crates (normal + build, musl static build):"
-	@$(CARGO) tree --prefix none -e normal,build --target $(MUSL_TARGET) | sed 's/ (.*//;s/ (\*)//' | sort -u | grep -v '^mailmoat ' | wc -l
+	@set -e; \
+	list() { $(CARGO) tree --offline --locked --prefix none -e normal,build --target $$1 --format '{p}' \
+		| sed 's/ (.*//' | sort -u | grep -v '^mailmoat '; }; \
+	src() { ls -d $(CARGO_HOME)/registry/src/*/"$$1-$${2#v}" 2>/dev/null | head -n1; }; \
+	rs_lines() { find "$$1" -name '*.rs' -type f -print0 | xargs -0 cat | wc -l; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	list x86_64-unknown-linux-gnu > $$tmp/gnu; \
+	list $(MUSL_TARGET) > $$tmp/musl; \
+	while read -r name ver; do \
+		dir=$$(src "$$name" "$$ver"); \
+		if [ -z "$$dir" ]; then echo "        ?  $$name $$ver (not in the registry cache: run cargo fetch)"; continue; fi; \
+		printf '%9d  %s %s\n' "$$(rs_lines "$$dir")" "$$name" "$$ver"; \
+	done < $$tmp/gnu | sort -rn > $$tmp/lines; \
+	cat $$tmp/lines; \
+	echo "unique crates (normal + build, x86_64-unknown-linux-gnu): $$(wc -l < $$tmp/gnu)"; \
+	echo "lines of Rust in them (all .rs files of each crate): $$(awk '$$1 ~ /^[0-9]+$$/ {t += $$1} END {print t + 0}' $$tmp/lines)"; \
+	echo "unique crates (normal + build, $(MUSL_TARGET) static build): $$(wc -l < $$tmp/musl) (extra: $$(comm -13 $$tmp/gnu $$tmp/musl | tr '\n' ' '))"; \
+	ossl=$$(grep '^openssl-src ' $$tmp/musl || true); \
+	if [ -n "$$ossl" ]; then \
+		dir=$$(src $$ossl)/openssl; \
+		c=$$(find "$$dir" -type f \( -name '*.c' -o -name '*.h' \) -print0 | xargs -0 cat | wc -l); \
+		asm=$$(find "$$dir" -type f -path '*/asm/*' -name '*.pl' -print0 | xargs -0 cat | wc -l); \
+		echo "vendored OpenSSL ($$ossl): $$c lines of C (.c and .h), $$asm lines of perlasm, $$(du -sh "$$dir" | cut -f1) of source"; \
+	fi
 
 ## Licenses, bans, sources, and advisories checked offline against $(ADVISORY_DB).
-deny:
+## (cargo fetch first: both read the whole lock file, the musl-only crates included, offline.)
+fetch:
+	$(CARGO) fetch --locked
+
+deny: fetch
 	mkdir -p target/advisory-dbs
 	rm -rf target/advisory-dbs/advisory-db-3157b0e258782691
 	cp -r $(ADVISORY_DB) target/advisory-dbs/advisory-db-3157b0e258782691
 	$(CARGO) deny --offline check
 
 ## cargo-vet against the store in audit/, offline.
-vet:
-	$(CARGO) vet --locked
+vet: fetch
+	$(CARGO) vet --locked --frozen
 
 supply-chain: deny vet
 
