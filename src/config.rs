@@ -133,7 +133,7 @@ impl Default for Limits {
             pool_wait_ms: 30_000,
             pool_size: 4,
             idle_check_after_ms: 60_000,
-            max_response_bytes: 48 * 1024 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
             max_message_bytes: 16 * 1024 * 1024,
             max_body_chars: 100_000,
             max_header_bytes: 64 * 1024,

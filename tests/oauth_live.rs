@@ -250,7 +250,7 @@ fn a_server_without_xoauth2_is_refused_before_the_helper_runs() {
     std::fs::write(&config, with_token(&dc.mailmoat_config("readonly"), &dc, &helper)).unwrap();
     let mut c = Client::spawn(&config, MODERN, &[("MAILMOAT_LOG", "debug")]);
     let r = c.call("list_folders", json!({}));
-    assert_eq!(mcp::error_code(&r).as_deref(), Some("auth_failed"), "{r}");
+    assert_eq!(mcp::error_code(&r).as_deref(), Some("unsupported"), "{r}");
     assert!(mcp::text(&r).contains("does not offer AUTH=XOAUTH2"), "{r}");
     assert_eq!(helper.runs(), 0);
 }

@@ -327,7 +327,9 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
         Credential::Password(source) => {
             let use_plain = has_cap(&caps, "AUTH=PLAIN");
             if !use_plain && has_cap(&caps, "LOGINDISABLED") {
-                return Err(ImapError::Auth { reason: "the server disabled LOGIN and offers no AUTH=PLAIN".into() });
+                // No credential was sent: this is the server's configuration, not a refusal,
+                // so it must not block the account as a wrong password does.
+                return Err(ImapError::Unsupported { what: "login: the server disabled LOGIN and offers no AUTH=PLAIN".into() });
             }
             let password = source.resolve(limits.secret_command_timeout())?;
             mechanism = if use_plain { "PLAIN" } else { "LOGIN" };
@@ -350,7 +352,9 @@ pub(crate) fn connect(account: &Account, limits: &Limits, cancel: Option<&Cancel
         }
         Credential::OAuth2(source) => {
             if !has_cap(&caps, "AUTH=XOAUTH2") {
-                return Err(ImapError::Auth { reason: "the server does not offer AUTH=XOAUTH2, which oauth2_token needs".into() });
+                return Err(ImapError::Unsupported {
+                    what: "login: the server does not offer AUTH=XOAUTH2, which oauth2_token needs".into(),
+                });
             }
             // A refused token leaves the connection unauthenticated and usable: the crate hands
             // the client back, and a retry with a new token goes over the same connection.
