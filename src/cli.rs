@@ -38,6 +38,69 @@ EXIT STATUS:
     2 usage or configuration error (or an unreadable audit log)
 
 Secrets are never printed. Diagnostics go to stderr; in serve mode stdout carries only MCP.
+`mailmoat COMMAND --help` (or `mailmoat help COMMAND`) describes one command.
+";
+
+pub const SERVE_HELP: &str = "\
+mailmoat serve — serve MCP over stdin/stdout (the default command)
+
+USAGE:
+    mailmoat [serve] [--config PATH]
+
+Reads JSON-RPC messages, one per line, from stdin and writes only MCP to stdout. Speaks MCP
+2024-11-05 to 2025-11-25 (initialize handshake) and 2026-07-28 (stateless, per-request _meta)
+from one process. Tools are offered by the configured posture; every call is written to the
+audit log ([audit]) and rate-limited. Exits 0 when stdin closes, cancelling requests in flight.
+
+OPTIONS:
+    --config PATH    config file; default: $MAILMOAT_CONFIG, else
+                     $XDG_CONFIG_HOME/mailmoat/config.toml (~/.config/mailmoat/config.toml)
+
+ENVIRONMENT:
+    MAILMOAT_LOG     stderr diagnostics: error, warn (default), info, debug; never secrets
+
+EXIT STATUS:
+    0 stdin closed; 2 configuration error or an audit log that cannot be opened
+";
+
+pub const CHECK_HELP: &str = "\
+mailmoat check — validate the config and log in to every account
+
+USAGE:
+    mailmoat check [--config PATH]
+    mailmoat check --print-config [--config PATH]
+    mailmoat --dry-run [--config PATH]
+
+For each account, logs in to IMAP (and SMTP when configured) exactly as serve would and prints
+the TLS version and cipher, the certificate's SHA-256 (what pin_sha256 takes), the mechanism
+that authenticated, the capabilities and the folder count. Changes nothing on any server. An
+account blocked after a refused login is reported (\"blocked since ...\"), tried once, and
+unblocked when the login works.
+
+OPTIONS:
+    --config PATH    config file (as for serve)
+    --print-config   print the effective configuration, defaults filled in, secrets and helper
+                     arguments redacted; no network
+
+EXIT STATUS:
+    0 every account ok; 1 an account failed; 2 configuration error
+";
+
+pub const AUDIT_HELP: &str = "\
+mailmoat audit verify — check the audit log's hash chain
+
+USAGE:
+    mailmoat audit verify [PATH]
+    mailmoat audit verify --config PATH
+
+Checks the log at PATH (default: the configured [audit] path, else
+$XDG_STATE_HOME/mailmoat/audit.jsonl) together with its rotated files PATH.1, PATH.2, ... as one
+chain: sequence numbers, each record's hash, the link to the previous record and across files.
+Prints the record count and head hash when intact, else the first broken, reordered, inserted or
+missing record with its file and line.
+
+EXIT STATUS:
+    0 intact; 1 broken; 2 unreadable or no path
 ";
 
 enum Command {
@@ -45,7 +108,8 @@ enum Command {
     Check,
     PrintConfig,
     AuditVerify(Option<PathBuf>),
-    Help,
+    /// `--help` alone, or after a command (that command's help).
+    Help(&'static str),
     Version,
 }
 
@@ -54,7 +118,29 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
+/// The help text for a command name (`serve`, `check`, `audit`), or the general one.
+fn help_for(command: Option<&Command>) -> &'static str {
+    match command {
+        Some(Command::Serve) => SERVE_HELP,
+        Some(Command::Check | Command::PrintConfig) => CHECK_HELP,
+        Some(Command::AuditVerify(_)) => AUDIT_HELP,
+        _ => HELP,
+    }
+}
+
 fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, String> {
+    // `help COMMAND` and `COMMAND --help` print that command's help, before anything else is
+    // parsed (so `audit verify --help` is not taken for a path).
+    let words: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    if words.iter().any(|w| matches!(*w, "--help" | "-h")) || words.first() == Some(&"help") {
+        let topic = words.iter().find_map(|w| match *w {
+            "serve" => Some(Command::Serve),
+            "check" | "--dry-run" | "--print-config" => Some(Command::Check),
+            "audit" | "verify" => Some(Command::AuditVerify(None)),
+            _ => None,
+        });
+        return Ok(Cli { command: Command::Help(help_for(topic.as_ref())), config: None });
+    }
     let mut command = None;
     let mut config = None;
     let mut it = args.into_iter();
@@ -86,7 +172,6 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, String> {
             }
             "check" | "--dry-run" => set(Command::Check, &mut command)?,
             "--print-config" => command = Some(Command::PrintConfig),
-            "--help" | "-h" | "help" => return Ok(Cli { command: Command::Help, config }),
             "--version" | "-V" => return Ok(Cli { command: Command::Version, config }),
             "--config" => match it.next() {
                 Some(p) => config = Some(PathBuf::from(p)),
@@ -111,8 +196,8 @@ pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
         }
     };
     match cli.command {
-        Command::Help => {
-            print!("{HELP}");
+        Command::Help(text) => {
+            print!("{text}");
             0
         }
         Command::Version => {

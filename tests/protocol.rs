@@ -473,3 +473,46 @@ fn print_config_redacts_and_help_lists_every_command() {
     let bad = std::process::Command::new(mcp::bin()).arg("--bogus").output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// Each command's own help: the same text whichever way it is asked for, its usage lines and
+/// options in the README, and never the general help.
+#[test]
+fn every_command_has_its_own_help_matching_the_readme() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(mcp::bin()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (ways, title, options) in [
+        (
+            &[&["serve", "--help"][..], &["help", "serve"], &["-h", "serve"]][..],
+            "mailmoat serve — ",
+            &["--config PATH", "MAILMOAT_LOG"][..],
+        ),
+        (
+            &[&["check", "--help"][..], &["help", "check"], &["--dry-run", "--help"], &["check", "--print-config", "-h"]][..],
+            "mailmoat check — ",
+            &["--config PATH", "--print-config"][..],
+        ),
+        (
+            &[&["audit", "verify", "--help"][..], &["help", "audit"], &["audit", "--help"]][..],
+            "mailmoat audit verify — ",
+            &["--config PATH"][..],
+        ),
+    ] {
+        let text = run(ways[0]);
+        assert!(text.starts_with(title), "{text}");
+        for w in &ways[1..] {
+            assert_eq!(run(w), text, "{w:?}");
+        }
+        assert!(text.contains("EXIT STATUS:"), "{text}");
+        for line in text.lines().filter(|l| l.starts_with("    mailmoat ")) {
+            assert!(readme.contains(line.trim()), "README lacks `{}`", line.trim());
+        }
+        for o in options {
+            assert!(text.contains(o) && readme.contains(o), "{title}: {o}");
+        }
+    }
+    assert!(run(&["--help"]).starts_with("mailmoat — a hardened MCP server"));
+}
