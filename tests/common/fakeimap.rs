@@ -3,10 +3,15 @@
 //! transport is set up and a script of [`Step`]s (send bytes, expect a command, serve normally
 //! until a command, sleep, stream, drip, close, stall). Between and after the steps a
 //! well-behaved responder answers from a small in-memory [`Mailbox`], so that a plan only has to
-//! script its misbehaviour. Plans are queued: each new connection takes the next one, and uses
-//! the default plan (well-behaved unless changed) when the queue is empty.
+//! script its misbehaviour. A plan can also carry [`Rule`]s, canned answers to every command
+//! that starts a certain way, which take the place of the well-behaved answer wherever the
+//! responder serves. Plans are queued: each new connection takes the next one, and uses the
+//! default plan (well-behaved unless changed) when the queue is empty.
 //!
 //! Everything a client sends is recorded per connection (after TLS), for canary checks.
+//!
+//! [`FakeImap::client`] makes an `ImapClient` for an account on the fake, for tests that drive
+//! `src/imap` directly.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -16,6 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use mailmoat::config::{Account, Config, Limits};
+use mailmoat::imap::ImapClient;
 
 use super::dovecot::TestCa;
 
@@ -84,19 +92,34 @@ impl Step {
     }
 }
 
-/// A connection's transport, capabilities and script.
+/// A canned answer: a command that starts (after its tag, case-insensitively) with `prefix` is
+/// answered by running `steps` instead of the well-behaved responder, every time it arrives
+/// while the responder serves (in [`Step::ServeUntil`] and after the script). A SELECT or
+/// EXAMINE answered so still selects its folder for the responder.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub prefix: String,
+    pub steps: Vec<Step>,
+    /// The command's synchronizing literal is not continued: the steps answer the command line
+    /// that announces it, and the literal is never read (a server refusing an APPEND early).
+    pub before_literal: bool,
+}
+
+/// A connection's transport, capabilities, script and canned answers.
 #[derive(Clone)]
 pub struct Plan {
     pub transport: Transport,
     /// What the greeting, CAPABILITY and the login answer announce.
     pub caps: String,
     pub steps: Vec<Step>,
+    /// Checked in order; the first that matches answers.
+    pub rules: Vec<Rule>,
 }
 
 impl Plan {
     /// Greets and serves well.
     pub fn good() -> Plan {
-        Plan { transport: Transport::Tls, caps: DEFAULT_CAPS.into(), steps: vec![Step::Greet] }
+        Plan { transport: Transport::Tls, caps: DEFAULT_CAPS.into(), steps: vec![Step::Greet], rules: Vec::new() }
     }
 
     /// Greets, serves well until a command starting with `prefix` (e.g. `"UID FETCH"`,
@@ -119,6 +142,25 @@ impl Plan {
 
     pub fn caps(mut self, caps: &str) -> Plan {
         self.caps = caps.into();
+        self
+    }
+
+    /// Adds a [`Rule`]: every command starting with `prefix` is answered by `steps`.
+    pub fn on(mut self, prefix: &str, steps: Vec<Step>) -> Plan {
+        self.rules.push(Rule { prefix: prefix.into(), steps, before_literal: false });
+        self
+    }
+
+    /// Adds a [`Rule`] answering every command starting with `prefix` with `reply` (a
+    /// [`Step::Reply`]: `{tag}` is the command's tag).
+    pub fn answer(self, prefix: &str, reply: impl AsRef<[u8]>) -> Plan {
+        self.on(prefix, vec![Step::reply(reply)])
+    }
+
+    /// Adds a [`Rule`] answering a command starting with `prefix` with `reply` as soon as its
+    /// line announces a synchronizing literal: no continuation is sent, the literal never read.
+    pub fn refuse_literal(mut self, prefix: &str, reply: impl AsRef<[u8]>) -> Plan {
+        self.rules.push(Rule { prefix: prefix.into(), steps: vec![Step::reply(reply)], before_literal: true });
         self
     }
 }
@@ -191,6 +233,8 @@ pub struct ConnLog {
     pub received: Vec<u8>,
     /// Every command line read (literals included), CRLF removed.
     pub commands: Vec<String>,
+    /// Every literal read, as sent.
+    pub literals: Vec<Vec<u8>>,
     pub closed: bool,
 }
 
@@ -332,6 +376,17 @@ impl FakeImap {
         FakeImap { host: bind.to_string(), port, ca, dir: dir.to_path_buf(), shared, accept: Some(accept) }
     }
 
+    /// Starts a fake on 127.0.0.1 in a fresh directory under the system temp dir (`name` in its
+    /// name) that serves every connection by `plan`.
+    pub fn serving(name: &str, plan: Plan) -> FakeImap {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("mm-fakeimap-{}-{n}-{name}", std::process::id()));
+        let fake = FakeImap::start(&dir, "127.0.0.1");
+        fake.set_default(plan);
+        fake
+    }
+
     /// Queues a plan for the next new connection.
     pub fn push(&self, plan: Plan) {
         lock(&self.shared.plans).push_back(plan);
@@ -382,6 +437,28 @@ impl FakeImap {
         lock(&self.shared.errors).clone()
     }
 
+    /// An `ImapClient` for account `fake` on this server, built from config text by
+    /// `Config::parse` as the binary would: host `localhost`, implicit TLS trusting the fake's
+    /// CA, user `me` with a password from a file; `adjust` changes the account and the limits.
+    pub fn client(&self, adjust: impl FnOnce(&mut Account, &mut Limits)) -> ImapClient {
+        let pw = self.dir.join("password");
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&pw).expect("password file");
+            f.write_all(b"fake-password\n").expect("write password file");
+        }
+        let text = format!(
+            "[accounts.fake]\nemail = \"me@example.test\"\n[accounts.fake.imap]\nhost = \"localhost\"\nport = {}\nusername = \"me\"\npassword = {{ file = {:?} }}\nca_file = {:?}\n",
+            self.port,
+            pw.to_str().expect("UTF-8 path"),
+            self.ca.ca_pem.to_str().expect("UTF-8 path")
+        );
+        let cfg = Config::parse(&text, Path::new("/test/fake.toml")).expect("fake account config parses");
+        let (mut account, mut limits) = (cfg.accounts["fake"].clone(), cfg.limits);
+        adjust(&mut account, &mut limits);
+        ImapClient::new(Arc::new(account), Arc::new(limits))
+    }
+
     /// Waits until no connection handler runs (at most `limit`); returns whether that happened.
     pub fn wait_idle(&self, limit: Duration) -> bool {
         let until = Instant::now() + limit;
@@ -425,9 +502,15 @@ struct Peer<'a> {
     pos: usize,
     log: &'a Mutex<ConnLog>,
     tag: String,
+    /// Prefixes of commands whose synchronizing literal is not continued.
+    hold: Vec<String>,
 }
 
-impl Peer<'_> {
+impl<'a> Peer<'a> {
+    fn new(stream: Box<dyn Stream>, log: &'a Mutex<ConnLog>, hold: Vec<String>) -> Peer<'a> {
+        Peer { stream, buf: Vec::new(), pos: 0, log, tag: String::new(), hold }
+    }
+
     /// Reads more into the buffer; false at EOF or on an error.
     fn fill(&mut self) -> bool {
         if self.pos > 0 && self.pos == self.buf.len() {
@@ -483,11 +566,15 @@ impl Peer<'_> {
             full.extend_from_slice(&line);
             match literal {
                 Some((n, sync)) => {
+                    if sync && self.holds(&full) {
+                        break;
+                    }
                     if sync && !self.send(b"+ go ahead\r\n") {
                         return None;
                     }
                     let data = self.read_n(n)?;
                     full.extend_from_slice(&data);
+                    lock(self.log).literals.push(data);
                 }
                 None => break,
             }
@@ -497,6 +584,13 @@ impl Peer<'_> {
         let (tag, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));
         self.tag = tag.to_string();
         Some(rest.to_string())
+    }
+
+    /// Whether the command read so far (tag first) is one whose literal is not continued.
+    fn holds(&self, so_far: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(so_far);
+        let rest = text.split_once(' ').map_or("", |(_, r)| r);
+        self.hold.iter().any(|p| starts_with_ci(rest, p))
     }
 
     fn send(&mut self, data: &[u8]) -> bool {
@@ -546,8 +640,7 @@ fn serve_connection(sh: &Shared, tcp: TcpStream, plan: Plan, log: &Mutex<ConnLog
         },
         Transport::Plain => Box::new(tcp),
         Transport::Starttls => {
-            let mut plain =
-                Peer { stream: Box::new(tcp.try_clone().expect("clone socket")), buf: Vec::new(), pos: 0, log, tag: String::new() };
+            let mut plain = Peer::new(Box::new(tcp.try_clone().expect("clone socket")), log, Vec::new());
             let caps = format!("{} STARTTLS", plan.caps);
             if !plain.send(format!("* OK [CAPABILITY {caps}] fake ready\r\n").as_bytes()) {
                 return;
@@ -577,7 +670,7 @@ fn serve_connection(sh: &Shared, tcp: TcpStream, plan: Plan, log: &Mutex<ConnLog
             }
         }
         Transport::Silent => {
-            let mut peer = Peer { stream: Box::new(tcp), buf: Vec::new(), pos: 0, log, tag: String::new() };
+            let mut peer = Peer::new(Box::new(tcp), log, Vec::new());
             while peer.fill() {
                 peer.buf.clear();
                 peer.pos = 0;
@@ -585,8 +678,9 @@ fn serve_connection(sh: &Shared, tcp: TcpStream, plan: Plan, log: &Mutex<ConnLog
             return;
         }
     };
-    let mut peer = Peer { stream, buf: Vec::new(), pos: 0, log, tag: String::new() };
-    let mut responder = Responder { sh, caps: plan.caps.clone(), selected: None };
+    let hold = plan.rules.iter().filter(|r| r.before_literal).map(|r| r.prefix.clone()).collect();
+    let mut peer = Peer::new(stream, log, hold);
+    let mut responder = Responder { sh, caps: plan.caps.clone(), rules: plan.rules.clone(), selected: None };
     for step in &plan.steps {
         if matches!((&plan.transport, step), (Transport::Starttls, Step::Greet)) {
             continue;
@@ -692,6 +786,7 @@ fn run_step(sh: &Shared, peer: &mut Peer<'_>, responder: &mut Responder<'_>, ste
 struct Responder<'a> {
     sh: &'a Shared,
     caps: String,
+    rules: Vec<Rule>,
     selected: Option<String>,
 }
 
@@ -747,8 +842,15 @@ impl Responder<'_> {
         }
     }
 
-    /// Answers one command; false when the connection should end.
+    /// Answers one command (by the first matching rule, else well); false when the connection
+    /// should end.
     fn answer(&mut self, peer: &mut Peer<'_>, cmd: &str) -> bool {
+        if let Some(rule) = self.rules.iter().find(|r| starts_with_ci(cmd, &r.prefix)) {
+            let steps = rule.steps.clone();
+            self.note(cmd);
+            let sh = self.sh;
+            return steps.iter().all(|step| run_step(sh, peer, self, step));
+        }
         let tag = peer.tag.clone();
         let upper = cmd.to_ascii_uppercase();
         let verb = upper.split(' ').next().unwrap_or("");
