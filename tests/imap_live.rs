@@ -1,19 +1,19 @@
 //! `src/imap` against a real Dovecot (the throwaway server of `tests/common/dovecot.rs`) and
-//! against small fake servers that stall or misbehave on loopback.
+//! against small fake servers that stall or misbehave on loopback (`tests/common/fakeimap.rs`).
 //!
 //! Accounts are built from the harness's own config text (`Config::parse`), then adjusted, so
 //! these tests exercise the same `Account` values the binary would.
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::dovecot::{self, Dovecot, Mailbox, Seed};
+use common::fakeimap::{FakeImap, Plan, Step, Transport};
 use mailmoat::config::{Account, Config, Limits, TlsMode};
 use mailmoat::imap::{CancelToken, ImapClient, ImapError, MailboxName, OpCtx, SearchQuery};
 use mailmoat::secret::{Credential, SecretSource};
@@ -362,20 +362,10 @@ fn kick(dc: &Dovecot) -> bool {
     ok
 }
 
-// ---- fake servers: no Dovecot needed ----
+// ---- fake servers (tests/common/fakeimap.rs): no Dovecot needed ----
 
-/// A plaintext fake IMAP server running `serve` on one connection; returns its port.
-fn fake_server(serve: impl FnOnce(TcpStream) + Send + 'static) -> (u16, thread::JoinHandle<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = thread::spawn(move || {
-        if let Ok((s, _)) = l.accept() {
-            serve(s);
-        }
-    });
-    (port, h)
-}
-
+/// An account on a plaintext fake at `port` that requires STARTTLS, with a password from an
+/// unset variable: looking it up would be a secret_error.
 fn fake_account(port: u16) -> (Account, Limits) {
     let text = format!(
         "[accounts.fake]\nemail = \"me@example.test\"\n[accounts.fake.imap]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"starttls\"\nusername = \"me\"\npassword = {{ env = \"MAILMOAT_TEST_FAKE_PASS_51c\" }}\n"
@@ -384,53 +374,28 @@ fn fake_account(port: u16) -> (Account, Limits) {
     (cfg.accounts["fake"].clone(), cfg.limits)
 }
 
-fn read_line(s: &mut TcpStream) -> Option<String> {
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        match s.read(&mut b) {
-            Ok(1) => {
-                line.push(b[0]);
-                if b[0] == b'\n' {
-                    return Some(String::from_utf8_lossy(&line).into_owned());
-                }
-            }
-            _ => return None,
-        }
-    }
-}
-
 #[test]
 fn missing_starttls_fails_before_credentials() {
-    let (port, h) = fake_server(|mut s| {
-        s.write_all(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] fake ready\r\n").unwrap();
-        let mut got = Vec::new();
-        while let Some(line) = read_line(&mut s) {
-            let tag = line.split(' ').next().unwrap_or("").to_string();
-            got.push(line);
-            let _ = s.write_all(format!("* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n{tag} OK done\r\n").as_bytes());
-        }
-        assert_eq!(got, ["m1 CAPABILITY\r\n"], "only CAPABILITY may be sent");
-    });
-    let (a, l) = fake_account(port);
+    // Greets and answers CAPABILITY without STARTTLS, on a plain port.
+    let fake = FakeImap::serving("no-starttls", Plan::good().transport(Transport::Plain).caps("IMAP4rev1 AUTH=PLAIN"));
+    let (a, l) = fake_account(fake.port);
     let imap = ImapClient::new(Arc::new(a), Arc::new(l));
     let e = imap.check().unwrap_err();
     assert_eq!(e.code(), "starttls_unavailable");
     assert_eq!(e.to_string(), "server does not offer starttls; refusing to send credentials without tls");
     drop(imap);
-    h.join().unwrap();
+    assert!(fake.wait_idle(Duration::from_secs(5)), "the client did not hang up");
+    let got: Vec<String> = fake.logs().iter().map(|l| String::from_utf8_lossy(&l.received).into_owned()).collect();
+    assert_eq!(got, ["m1 CAPABILITY\r\n"], "only CAPABILITY may be sent");
 }
 
 #[test]
 fn stalls_time_out_and_cancellation_is_prompt() {
-    // A server that greets and then never answers.
-    let stall = |mut s: TcpStream| {
-        let _ = s.write_all(b"* OK fake\r\n");
-        thread::sleep(Duration::from_millis(2500));
-    };
+    // A server that greets and then never answers (it hangs up after 2.5 s).
+    let stall = Plan::script(vec![Step::Send(b"* OK fake\r\n".to_vec()), Step::Sleep(Duration::from_millis(2500)), Step::Close]);
+    let fake = FakeImap::serving("stall", stall.transport(Transport::Plain));
 
-    let (port, h) = fake_server(stall);
-    let (a, mut l) = fake_account(port);
+    let (a, mut l) = fake_account(fake.port);
     l.greeting_timeout_ms = 500;
     let imap = ImapClient::new(Arc::new(a), Arc::new(l));
     let tok = CancelToken::new();
@@ -440,10 +405,9 @@ fn stalls_time_out_and_cancellation_is_prompt() {
     assert_eq!(e.to_string(), "timed out after 500 ms (limits.greeting_timeout_ms)");
     assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
     assert_eq!(imap.stats().open, 0);
-    h.join().unwrap();
+    assert_eq!(fake.connections(), 1);
 
-    let (port, h) = fake_server(stall);
-    let (a, l) = fake_account(port);
+    let (a, l) = fake_account(fake.port);
     let imap = ImapClient::new(Arc::new(a), Arc::new(l));
     let tok = CancelToken::new();
     let t2 = tok.clone();
@@ -457,12 +421,13 @@ fn stalls_time_out_and_cancellation_is_prompt() {
     assert_eq!(e.code(), "cancelled", "{e}");
     assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
     canceller.join().unwrap();
-    h.join().unwrap();
+    assert_eq!(fake.connections(), 2);
 
     // Already cancelled: nothing is attempted.
     let e = imap.search(&ctx, &folder("INBOX"), &SearchQuery::default()).unwrap_err();
     assert_eq!(e.code(), "cancelled");
     assert_eq!(imap.stats().connects, 0);
+    assert_eq!(fake.connections(), 2);
 }
 
 #[test]
@@ -483,165 +448,48 @@ fn invalid_arguments_fail_before_any_connection() {
     assert_eq!(imap.search(&ctx, &inbox, &SearchQuery::default()).unwrap_err().code(), "connect_failed");
 }
 
-// ---- a scripted hostile server over real TLS (native-tls acceptor, throwaway CA) ----
+/// What the TLS fakes below announce: no SORT, no LITERAL+, no UNSELECT.
+const FAKE_CAPS: &str = "IMAP4rev1 AUTH=PLAIN";
 
-/// What the scripted server answers to one post-login command (`tag`, command text).
-type Handler = Box<dyn FnMut(&str, &str, &mut dyn Write) + Send>;
-
-struct FakeTls {
-    port: u16,
-    ca_pem: std::path::PathBuf,
-    dir: std::path::PathBuf,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Drop for FakeTls {
-    fn drop(&mut self) {
-        // Wake the server if it still waits for a connection the test did not make.
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Serves `connections` connections, one after the other: greeting, CAPABILITY (without SORT
-/// or LITERAL+) and AUTHENTICATE PLAIN are handled here, everything else by `handler`.
-fn fake_tls_server(connections: usize, mut handler: Handler) -> FakeTls {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("mm-imap-fake-{}-{n}", std::process::id()));
-    let ca = dovecot::TestCa::create(&dir);
-    let identity = native_tls::Identity::from_pkcs8(&std::fs::read(&ca.cert_pem).unwrap(), &std::fs::read(&ca.key_pem).unwrap()).unwrap();
-    let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stopped = stop.clone();
-    let thread = thread::spawn(move || {
-        for _ in 0..connections {
-            let Ok((tcp, _)) = listener.accept() else { return };
-            if stopped.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
-            }
-            let Ok(mut s) = acceptor.accept(tcp) else { continue };
-            let caps = "IMAP4rev1 AUTH=PLAIN";
-            let _ = s.write_all(format!("* OK [CAPABILITY {caps}] fake ready\r\n").as_bytes());
-            while let Some(line) = read_tls_line(&mut s) {
-                let line = line.trim_end().to_string();
-                let (tag, cmd) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-                let r = match cmd.to_ascii_uppercase().as_str() {
-                    "CAPABILITY" => s.write_all(format!("* CAPABILITY {caps}\r\n{tag} OK done\r\n").as_bytes()),
-                    "AUTHENTICATE PLAIN" => {
-                        let _ = s.write_all(b"+ \r\n");
-                        let _ = read_tls_line(&mut s);
-                        s.write_all(format!("{tag} OK logged in\r\n").as_bytes())
-                    }
-                    "LOGOUT" => {
-                        let _ = s.write_all(format!("* BYE bye\r\n{tag} OK done\r\n").as_bytes());
-                        break;
-                    }
-                    _ => {
-                        handler(tag, cmd, &mut s);
-                        Ok(())
-                    }
-                };
-                if r.is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    FakeTls { port, ca_pem: ca.ca_pem, dir, stop, thread: Some(thread) }
-}
-
-fn read_tls_line(s: &mut impl Read) -> Option<String> {
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        match s.read(&mut b) {
-            Ok(1) => {
-                line.push(b[0]);
-                if b[0] == b'\n' {
-                    return Some(String::from_utf8_lossy(&line).into_owned());
-                }
-            }
-            _ => return None,
-        }
-    }
-}
-
-fn fake_tls_client(fake: &FakeTls, adjust: impl FnOnce(&mut Limits)) -> ImapClient {
-    let pw = fake.dir.join("password");
-    write_private(&pw, "fake-password\n");
-    let text = format!(
-        "[accounts.fake]\nemail = \"me@example.test\"\n[accounts.fake.imap]\nhost = \"localhost\"\nport = {}\nusername = \"me\"\npassword = {{ file = {:?} }}\nca_file = {:?}\n",
-        fake.port,
-        pw.to_str().unwrap(),
-        fake.ca_pem.to_str().unwrap()
-    );
-    let cfg = Config::parse(&text, Path::new("/test/fake.toml")).unwrap();
-    let mut limits = cfg.limits;
-    adjust(&mut limits);
-    ImapClient::new(Arc::new(cfg.accounts["fake"].clone()), Arc::new(limits))
-}
-
-/// EXAMINE answer for a folder of `exists` messages with UIDVALIDITY 7, plus `extra` lines.
-fn examine_ok(w: &mut dyn Write, tag: &str, exists: u32, extra: &str) {
-    let _ = w.write_all(
-        format!(
-            "* FLAGS (\\Seen)\r\n{extra}* {exists} EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 9] n\r\n{tag} OK [READ-ONLY] done\r\n"
-        )
-        .as_bytes(),
-    );
+/// EXAMINE answer for a folder of 3 messages with UIDVALIDITY 7, plus `extra` lines.
+fn examine_ok(extra: &str) -> String {
+    format!("* FLAGS (\\Seen)\r\n{extra}* 3 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 9] n\r\n{{tag}} OK [READ-ONLY] done\r\n")
 }
 
 #[test]
 fn hostile_server_responses() {
-    // One connection per scenario that breaks its session; the rest share one.
-    let fake = fake_tls_server(
-        4,
-        Box::new(|tag, cmd, w| {
-            let cmd_up = cmd.to_ascii_uppercase();
-            if cmd_up.starts_with("EXAMINE \"ALERT\"") {
-                // Legal, and a panic (unreachable!) in the imap crate's own SELECT parser.
-                examine_ok(w, tag, 3, "* NO [ALERT] Your quota is nearly exhausted\r\n");
-            } else if cmd_up.starts_with("EXAMINE") {
-                examine_ok(w, tag, 3, "");
-            } else if cmd_up.starts_with("UID SEARCH") && cmd.contains("ESEARCH") {
-                let _ = w.write_all(format!("* ESEARCH (TAG \"{tag}\") UID ALL 1:3\r\n{tag} OK done\r\n").as_bytes());
-            } else if cmd_up.starts_with("UID SEARCH") {
-                let _ = w.write_all(format!("* SEARCH 2 3 1\r\n* 4 EXISTS\r\n{tag} OK done\r\n").as_bytes());
-            } else if cmd_up.starts_with("UID FETCH 5 ") {
-                // INTERNALDATE NIL: imap-proto unwraps a None and panics.
-                let _ = w.write_all(format!("* 1 FETCH (UID 5 INTERNALDATE NIL)\r\n{tag} OK done\r\n").as_bytes());
-            } else if cmd_up.starts_with("UID FETCH 6 ") {
-                // An announced 100 MB literal, streamed until the client hangs up.
-                let _ = w.write_all(b"* 1 FETCH (UID 6 RFC822.SIZE 100000000 BODY[]<0> {100000000}\r\n");
-                let chunk = [b'A'; 16 * 1024];
-                while w.write_all(&chunk).is_ok() {}
-            } else if cmd_up.starts_with("UID FETCH 7 ") {
-                thread::sleep(Duration::from_millis(1500));
-            } else if cmd_up.starts_with("UID FETCH") {
-                // Our message plus an unsolicited FETCH of another message.
-                let _ = w.write_all(
-                    format!("* 2 FETCH (FLAGS (\\Deleted))\r\n* 1 FETCH (UID 1 FLAGS (\\Seen) RFC822.SIZE 12 INTERNALDATE \"01-Jan-2025 00:00:00 +0000\" BODY[HEADER]<0> {{12}}\r\nSubject: x\r\n)\r\n{tag} OK done\r\n").as_bytes(),
-                );
-            } else if cmd_up.starts_with("LIST") {
-                let _ = w.write_all(format!("* LIST () \"/\" \"&Jjo\"\r\n* LIST () \"/\" \"&AAk-\"\r\n* LIST (\\Noselect) \"/\" Parent\r\n* LIST () \"/\" \"Parent/Good\"\r\n{tag} OK done\r\n").as_bytes());
-            } else if cmd_up.starts_with("STATUS") {
-                let _ = w.write_all(
-                    format!("* STATUS \"Parent/Good\" (MESSAGES 4 UNSEEN 1 UIDVALIDITY 3 UIDNEXT 5)\r\n{tag} OK done\r\n").as_bytes(),
-                );
-            } else {
-                let _ = w.write_all(format!("{tag} BAD unknown\r\n").as_bytes());
-            }
-        }),
-    );
-    let imap = fake_tls_client(&fake, |l| {
+    // Every connection is answered the same way; one connection per scenario that breaks its
+    // session, the rest share one.
+    let plan = Plan::good()
+        .caps(FAKE_CAPS)
+        // Legal, and a panic (unreachable!) in the imap crate's own SELECT parser.
+        .answer("EXAMINE \"ALERT\"", examine_ok("* NO [ALERT] Your quota is nearly exhausted\r\n"))
+        .answer("EXAMINE", examine_ok(""))
+        .answer("UID SEARCH TEXT \"ESEARCH\"", "* ESEARCH (TAG \"{tag}\") UID ALL 1:3\r\n{tag} OK done\r\n")
+        .answer("UID SEARCH", "* SEARCH 2 3 1\r\n* 4 EXISTS\r\n{tag} OK done\r\n")
+        // INTERNALDATE NIL: imap-proto unwraps a None and panics.
+        .answer("UID FETCH 5 ", "* 1 FETCH (UID 5 INTERNALDATE NIL)\r\n{tag} OK done\r\n")
+        // An announced 100 MB literal, streamed until the client hangs up.
+        .on(
+            "UID FETCH 6 ",
+            vec![
+                Step::reply("* 1 FETCH (UID 6 RFC822.SIZE 100000000 BODY[]<0> {100000000}\r\n"),
+                Step::Stream { total: 100_000_000, fill: b'A' },
+            ],
+        )
+        .on("UID FETCH 7 ", vec![Step::Sleep(Duration::from_millis(1500)), Step::Close])
+        // Our message plus an unsolicited FETCH of another message.
+        .answer(
+            "UID FETCH",
+            "* 2 FETCH (FLAGS (\\Deleted))\r\n* 1 FETCH (UID 1 FLAGS (\\Seen) RFC822.SIZE 12 INTERNALDATE \"01-Jan-2025 00:00:00 +0000\" BODY[HEADER]<0> {12}\r\nSubject: x\r\n)\r\n{tag} OK done\r\n",
+        )
+        .answer(
+            "LIST",
+            "* LIST () \"/\" \"&Jjo\"\r\n* LIST () \"/\" \"&AAk-\"\r\n* LIST (\\Noselect) \"/\" Parent\r\n* LIST () \"/\" \"Parent/Good\"\r\n{tag} OK done\r\n",
+        )
+        .answer("STATUS", "* STATUS \"Parent/Good\" (MESSAGES 4 UNSEEN 1 UIDVALIDITY 3 UIDNEXT 5)\r\n{tag} OK done\r\n");
+    let fake = FakeImap::serving("hostile", plan);
+    let imap = fake.client(|_, l| {
         l.max_response_bytes = 200_000;
         l.max_message_bytes = 100_000;
         l.command_timeout_ms = 500;
@@ -689,6 +537,7 @@ fn hostile_server_responses() {
     assert!(t.elapsed() < Duration::from_millis(1400), "{:?}", t.elapsed());
     let s = imap.stats();
     assert_eq!((s.connects, s.discarded, s.open), (4, 4, 0), "{s:?}");
+    assert_eq!(fake.connections(), 4);
 }
 
 /// The brief's performance bar: newest-first search over 100,000 messages. Writes about 0.6 GB
@@ -722,20 +571,13 @@ fn search_100k_messages() {
 
 #[test]
 fn pool_wait_is_bounded() {
-    let fake = fake_tls_server(
-        1,
-        Box::new(|tag, cmd, w| {
-            if cmd.to_ascii_uppercase().starts_with("EXAMINE") {
-                examine_ok(w, tag, 3, "");
-            } else if cmd.to_ascii_uppercase().starts_with("UID FETCH 8 ") {
-                thread::sleep(Duration::from_millis(1200));
-                let _ = w.write_all(format!("{tag} OK nothing\r\n").as_bytes());
-            } else {
-                let _ = w.write_all(format!("* SEARCH 1\r\n{tag} OK done\r\n").as_bytes());
-            }
-        }),
-    );
-    let imap = Arc::new(fake_tls_client(&fake, |l| {
+    let plan = Plan::good()
+        .caps(FAKE_CAPS)
+        .answer("EXAMINE", examine_ok(""))
+        .on("UID FETCH 8 ", vec![Step::Sleep(Duration::from_millis(1200)), Step::reply("{tag} OK nothing\r\n")])
+        .answer("UID SEARCH", "* SEARCH 1\r\n{tag} OK done\r\n");
+    let fake = FakeImap::serving("pool", plan);
+    let imap = Arc::new(fake.client(|_, l| {
         l.pool_size = 1;
         l.pool_wait_ms = 300;
     }));
@@ -761,5 +603,6 @@ fn pool_wait_is_bounded() {
     assert_eq!(imap.search(&ctx, &folder("INBOX"), &SearchQuery::default()).unwrap().uids, [1]);
     let s = imap.stats();
     assert_eq!((s.connects, s.reuses, s.discarded), (1, 1, 0), "{s:?}");
+    assert_eq!(fake.connections(), 1);
     drop(imap);
 }
