@@ -1,6 +1,7 @@
 //! The operations of `src/imap` that change the mailbox, against a real Dovecot (the throwaway
-//! server of `tests/common/dovecot.rs`) and against small scripted servers for what Dovecot
-//! cannot show (Gmail labels, hostile answers, a connection that breaks mid-operation).
+//! server of `tests/common/dovecot.rs`) and against small scripted servers
+//! (`tests/common/fakeimap.rs`) for what Dovecot cannot show (Gmail labels, hostile answers, a
+//! connection that breaks mid-operation).
 //!
 //! Every action is checked from the outside too: a second, independent client (`dc.imap()`)
 //! snapshots the folder's message count and every message's flags before and after, and the
@@ -9,14 +10,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::path::Path;
+use std::sync::Arc;
 
 use common::dovecot::{self, Dovecot, Mailbox, Seed};
+use common::fakeimap::{FakeImap, Plan, Step};
 use mailmoat::config::{Account, Config, Limits};
 use mailmoat::imap::{CancelToken, Flag, ImapClient, ImapError, MailboxName, OpCtx, SearchQuery};
 
@@ -586,148 +584,35 @@ fn invalid_write_arguments_fail_before_any_connection() {
     assert_eq!(imap.stats().connects, 0);
 }
 
-// ---- scripted servers over real TLS ----
+// ---- scripted servers over real TLS (tests/common/fakeimap.rs) ----
 
-/// What the scripted server answers to one post-login command: (tag, command line, the raw
-/// stream for literals, the writer).
-type Handler = Box<dyn FnMut(&str, &str, &mut native_tls::TlsStream<TcpStream>) + Send>;
+/// SELECT (and EXAMINE) answer for a folder of 3 messages with UIDVALIDITY 7.
+const SELECT_OK: &str =
+    "* FLAGS (\\Seen)\r\n* OK [PERMANENTFLAGS (\\Seen \\Flagged \\Deleted \\*)] p\r\n* 3 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n{tag} OK [READ-WRITE] done\r\n";
 
-struct FakeTls {
-    port: u16,
-    ca_pem: PathBuf,
-    dir: PathBuf,
-    stop: Arc<AtomicBool>,
-    /// Connections accepted so far.
-    accepted: Arc<AtomicUsize>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Drop for FakeTls {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Serves connections one after the other with `caps`; greeting, CAPABILITY, AUTHENTICATE
-/// PLAIN and LOGOUT are handled here, everything else by `handler`.
-fn fake_tls_server(caps: &'static str, mut handler: Handler) -> FakeTls {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("mm-imap-wfake-{}-{n}", std::process::id()));
-    let ca = dovecot::TestCa::create(&dir);
-    let identity = native_tls::Identity::from_pkcs8(&std::fs::read(&ca.cert_pem).unwrap(), &std::fs::read(&ca.key_pem).unwrap()).unwrap();
-    let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stop = Arc::new(AtomicBool::new(false));
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let (stopped, count) = (stop.clone(), accepted.clone());
-    let thread = thread::spawn(move || loop {
-        let Ok((tcp, _)) = listener.accept() else { return };
-        if stopped.load(Ordering::SeqCst) {
-            return;
-        }
-        count.fetch_add(1, Ordering::SeqCst);
-        let Ok(mut s) = acceptor.accept(tcp) else { continue };
-        let _ = s.write_all(format!("* OK [CAPABILITY {caps}] fake ready\r\n").as_bytes());
-        while let Some(line) = read_line(&mut s) {
-            let line = line.trim_end().to_string();
-            let (tag, cmd) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-            let r = match cmd.to_ascii_uppercase().as_str() {
-                "CAPABILITY" => s.write_all(format!("* CAPABILITY {caps}\r\n{tag} OK done\r\n").as_bytes()),
-                "AUTHENTICATE PLAIN" => {
-                    let _ = s.write_all(b"+ \r\n");
-                    let _ = read_line(&mut s);
-                    s.write_all(format!("{tag} OK logged in\r\n").as_bytes())
-                }
-                "LOGOUT" => {
-                    let _ = s.write_all(format!("* BYE bye\r\n{tag} OK done\r\n").as_bytes());
-                    break;
-                }
-                _ => {
-                    handler(tag, cmd, &mut s);
-                    Ok(())
-                }
-            };
-            if r.is_err() {
-                break;
-            }
-        }
-    });
-    FakeTls { port, ca_pem: ca.ca_pem, dir, stop, accepted, thread: Some(thread) }
-}
-
-fn read_line(s: &mut impl Read) -> Option<String> {
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        match s.read(&mut b) {
-            Ok(1) => {
-                line.push(b[0]);
-                if b[0] == b'\n' {
-                    return Some(String::from_utf8_lossy(&line).into_owned());
-                }
-            }
-            _ => return None,
-        }
-    }
-}
-
-fn fake_client(fake: &FakeTls, adjust: impl FnOnce(&mut Limits)) -> ImapClient {
-    let pw = fake.dir.join("password");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&pw).unwrap();
-        f.write_all(b"fake-password\n").unwrap();
-    }
-    let text = format!(
-        "[accounts.fake]\nemail = \"me@example.test\"\n[accounts.fake.imap]\nhost = \"localhost\"\nport = {}\nusername = \"me\"\npassword = {{ file = {:?} }}\nca_file = {:?}\n",
-        fake.port,
-        pw.to_str().unwrap(),
-        fake.ca_pem.to_str().unwrap()
-    );
-    let cfg = Config::parse(&text, Path::new("/test/fake.toml")).unwrap();
-    let mut limits = cfg.limits;
-    adjust(&mut limits);
-    ImapClient::new(Arc::new(cfg.accounts["fake"].clone()), Arc::new(limits))
-}
-
-fn select_ok(w: &mut dyn Write, tag: &str) {
-    let _ = w.write_all(
-        format!("* FLAGS (\\Seen)\r\n* OK [PERMANENTFLAGS (\\Seen \\Flagged \\Deleted \\*)] p\r\n* 3 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n{tag} OK [READ-WRITE] done\r\n").as_bytes(),
-    );
+/// The commands `fake` received besides the login's and the logout, each up to its first
+/// literal, tags removed.
+fn sent(fake: &FakeImap) -> Vec<String> {
+    let session = |c: &String| !(c == "CAPABILITY" || c == "LOGOUT" || c.starts_with("AUTHENTICATE PLAIN"));
+    fake.commands().into_iter().filter(session).map(|c| c.split("\r\n").next().unwrap_or_default().to_string()).collect()
 }
 
 #[test]
 fn gmail_labels_and_hostile_copyuid() {
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    let seen = log.clone();
-    let fake = fake_tls_server(
-        "IMAP4rev1 AUTH=PLAIN X-GM-EXT-1 UIDPLUS MOVE UNSELECT",
-        Box::new(move |tag, cmd, w| {
-            seen.lock().unwrap().push(cmd.to_string());
-            let up = cmd.to_ascii_uppercase();
-            let reply = if up.starts_with("SELECT") || up.starts_with("EXAMINE") {
-                select_ok(w, tag);
-                return;
-            } else if up.starts_with("UID FETCH") && up.contains("X-GM-LABELS") {
-                // Our message plus an unsolicited one; system labels, escapes, modified UTF-7.
-                format!("* 9 FETCH (UID 99 X-GM-LABELS (\\Inbox))\r\n* 1 FETCH (UID 4 X-GM-LABELS (\\Important \"B&APw-ro\" \"say \\\"hi\\\"\"))\r\n{tag} OK done\r\n")
-            } else if up.starts_with("UID MOVE") {
-                // A COPYUID that claims the whole UID space: not believed, not expanded.
-                format!("* OK [COPYUID 9 1:4294967295 1:4294967295] moved\r\n* 1 EXPUNGE\r\n{tag} OK done\r\n")
-            } else {
-                format!("{tag} OK done\r\n")
-            };
-            let _ = w.write_all(reply.as_bytes());
-        }),
-    );
-    let imap = fake_client(&fake, |_| {});
+    let plan = Plan::good()
+        .caps("IMAP4rev1 AUTH=PLAIN X-GM-EXT-1 UIDPLUS MOVE UNSELECT")
+        .answer("SELECT", SELECT_OK)
+        .answer("EXAMINE", SELECT_OK)
+        // Our message plus an unsolicited one; system labels, escapes, modified UTF-7.
+        .answer(
+            "UID FETCH",
+            "* 9 FETCH (UID 99 X-GM-LABELS (\\Inbox))\r\n* 1 FETCH (UID 4 X-GM-LABELS (\\Important \"B&APw-ro\" \"say \\\"hi\\\"\"))\r\n{tag} OK done\r\n",
+        )
+        // A COPYUID that claims the whole UID space: not believed, not expanded.
+        .answer("UID MOVE", "* OK [COPYUID 9 1:4294967295 1:4294967295] moved\r\n* 1 EXPUNGE\r\n{tag} OK done\r\n")
+        .answer("UID STORE", "{tag} OK done\r\n");
+    let fake = FakeImap::serving("gmail", plan);
+    let imap = fake.client(|_, _| {});
     let tok = CancelToken::new();
     let ctx = OpCtx { cancel: &tok, progress: &no_progress };
     let inbox = folder("INBOX");
@@ -738,9 +623,8 @@ fn gmail_labels_and_hostile_copyuid() {
     assert_eq!((r.method, r.mapping.len(), r.dest_uidvalidity), ("move", 0, Some(9)));
     let e = imap.store_labels(&ctx, &inbox, 7, &[4], &["\\Bad label".into()], &[]).unwrap_err();
     assert_eq!(e.code(), "invalid_argument");
-    let sent = log.lock().unwrap().clone();
     assert_eq!(
-        sent,
+        sent(&fake),
         [
             "SELECT \"INBOX\"",
             "UID STORE 4 +X-GM-LABELS.SILENT (\"B&APw-ro\" \\Important)",
@@ -752,38 +636,28 @@ fn gmail_labels_and_hostile_copyuid() {
             "UNSELECT",
         ]
     );
-    assert_eq!(fake.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.connections(), 1);
 }
 
 #[test]
 fn a_write_that_may_have_happened_is_not_retried() {
     // The pooled session breaks right after receiving a COPY: the copy may have happened, so
     // it must not be repeated on a fresh connection (a read would be).
-    let copies = Arc::new(AtomicUsize::new(0));
-    let counted = copies.clone();
-    let fake = fake_tls_server(
-        "IMAP4rev1 AUTH=PLAIN UIDPLUS",
-        Box::new(move |tag, cmd, w| {
-            let up = cmd.to_ascii_uppercase();
-            if up.starts_with("EXAMINE") || up.starts_with("SELECT") {
-                select_ok(w, tag);
-            } else if up.starts_with("UID COPY") {
-                counted.fetch_add(1, Ordering::SeqCst);
-                let _ = w.shutdown();
-            } else if up.starts_with("LIST") {
-                let _ = w.write_all(format!("* LIST () \"/\" INBOX\r\n{tag} OK done\r\n").as_bytes());
-            } else {
-                let _ = w.write_all(format!("{tag} OK done\r\n").as_bytes());
-            }
-        }),
-    );
-    let imap = fake_client(&fake, |l| l.idle_check_after_ms = 3_600_000);
+    let plan = Plan::good()
+        .caps("IMAP4rev1 AUTH=PLAIN UIDPLUS")
+        .answer("EXAMINE", SELECT_OK)
+        .answer("SELECT", SELECT_OK)
+        .on("UID COPY", vec![Step::Close])
+        .answer("LIST", "* LIST () \"/\" INBOX\r\n{tag} OK done\r\n");
+    let fake = FakeImap::serving("no-retry", plan);
+    let imap = fake.client(|_, l| l.idle_check_after_ms = 3_600_000);
     let tok = CancelToken::new();
     let ctx = OpCtx { cancel: &tok, progress: &no_progress };
     imap.list_folders(&ctx).unwrap();
     let e = imap.copy_messages(&ctx, &folder("INBOX"), 7, &[1], &folder("Archive")).unwrap_err();
     assert_eq!(e.code(), "protocol_error", "{e}");
-    assert_eq!(copies.load(Ordering::SeqCst), 1, "the COPY was sent once");
+    let copies = sent(&fake).iter().filter(|c| c.starts_with("UID COPY")).count();
+    assert_eq!(copies, 1, "the COPY was sent once");
     let s = imap.stats();
     assert_eq!((s.connects, s.discarded, s.open), (1, 1, 0), "{s:?}");
 }
@@ -792,33 +666,12 @@ fn a_write_that_may_have_happened_is_not_retried() {
 fn synchronizing_append_answers() {
     // Without LITERAL+: a refusal instead of the continuation keeps the session; untagged data
     // before the tagged OK does not hide APPENDUID; the literal arrives intact.
-    let got = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
-    let store = got.clone();
-    let commands = Arc::new(Mutex::new(Vec::<String>::new()));
-    let logged = commands.clone();
-    let fake = fake_tls_server(
-        "IMAP4rev1 AUTH=PLAIN UIDPLUS APPENDLIMIT=100",
-        Box::new(move |tag, cmd, s| {
-            logged.lock().unwrap().push(cmd.to_string());
-            if cmd.starts_with("APPEND \"Missing\"") {
-                let _ = s.write_all(format!("{tag} NO [TRYCREATE] Mailbox doesn't exist: Missing\r\n").as_bytes());
-                return;
-            }
-            if let Some(n) = cmd.strip_suffix('}').and_then(|c| c.rsplit_once('{')).and_then(|(_, n)| n.parse::<usize>().ok()) {
-                let _ = s.write_all(b"+ go ahead\r\n");
-                let mut body = vec![0u8; n + 2];
-                if s.read_exact(&mut body).is_err() {
-                    return;
-                }
-                store.lock().unwrap().push(body[..n].to_vec());
-                let _ =
-                    s.write_all(format!("* 4 EXISTS\r\n* NO [ALERT] quota at 90%\r\n{tag} OK [APPENDUID 38505 3955] done\r\n").as_bytes());
-                return;
-            }
-            let _ = s.write_all(format!("{tag} BAD unexpected\r\n").as_bytes());
-        }),
-    );
-    let imap = fake_client(&fake, |_| {});
+    let plan = Plan::good()
+        .caps("IMAP4rev1 AUTH=PLAIN UIDPLUS APPENDLIMIT=100")
+        .refuse_literal("APPEND \"Missing\"", "{tag} NO [TRYCREATE] Mailbox doesn't exist: Missing\r\n")
+        .answer("APPEND", "* 4 EXISTS\r\n* NO [ALERT] quota at 90%\r\n{tag} OK [APPENDUID 38505 3955] done\r\n");
+    let fake = FakeImap::serving("append", plan);
+    let imap = fake.client(|_, _| {});
     let tok = CancelToken::new();
     let ctx = OpCtx { cancel: &tok, progress: &no_progress };
     let e = imap.append(&ctx, &folder("Missing"), &[], b"Subject: x\r\n\r\ny\r\n").unwrap_err();
@@ -826,12 +679,13 @@ fn synchronizing_append_answers() {
     let msg = b"Subject: caf\xe9\r\n\r\n{5}\r\nbody\r\n".to_vec();
     let r = imap.append(&ctx, &folder("Say \"hi\" \\ Entwürfe"), &flags(&["\\Draft", "$PendingReview"]), &msg).unwrap();
     assert_eq!(r, Some((38505, 3955)));
-    assert_eq!(*got.lock().unwrap(), vec![msg.clone()]);
+    let literals: Vec<Vec<u8>> = fake.logs().into_iter().flat_map(|l| l.literals).collect();
+    assert_eq!(literals, vec![msg.clone()]);
     // Over the server's APPENDLIMIT: refused before anything is sent.
     let e = imap.append(&ctx, &folder("Drafts"), &[], &[b'x'; 101]).unwrap_err();
     assert_eq!(e.to_string(), "not supported by the server: a message of 101 bytes (its APPENDLIMIT is 100)");
     assert_eq!(
-        commands.lock().unwrap().clone(),
+        sent(&fake),
         [
             "APPEND \"Missing\" () {17}".to_string(),
             format!("APPEND \"Say \\\"hi\\\" \\\\ Entw&APw-rfe\" (\\Draft $PendingReview) {{{}}}", msg.len()),
@@ -844,24 +698,13 @@ fn synchronizing_append_answers() {
 #[test]
 fn thread_lines_never_reach_the_imap_crate() {
     // A THREAD answer with unsolicited data around it, then the session keeps working.
-    let fake = fake_tls_server(
-        "IMAP4rev1 AUTH=PLAIN THREAD=REFERENCES",
-        Box::new(|tag, cmd, w| {
-            let up = cmd.to_ascii_uppercase();
-            let reply = if up.starts_with("EXAMINE") {
-                select_ok(w, tag);
-                return;
-            } else if up.starts_with("UID THREAD") {
-                format!("* 1 FETCH (UID 5 FLAGS (\\Seen))\r\n* THREAD (5 (6)(7 8))(9)\r\n* 3 EXISTS\r\n{tag} OK done\r\n")
-            } else if up.starts_with("UID SEARCH") {
-                format!("* SEARCH 9 5\r\n{tag} OK done\r\n")
-            } else {
-                format!("{tag} OK done\r\n")
-            };
-            let _ = w.write_all(reply.as_bytes());
-        }),
-    );
-    let imap = fake_client(&fake, |_| {});
+    let plan = Plan::good()
+        .caps("IMAP4rev1 AUTH=PLAIN THREAD=REFERENCES")
+        .answer("EXAMINE", SELECT_OK)
+        .answer("UID THREAD", "* 1 FETCH (UID 5 FLAGS (\\Seen))\r\n* THREAD (5 (6)(7 8))(9)\r\n* 3 EXISTS\r\n{tag} OK done\r\n")
+        .answer("UID SEARCH", "* SEARCH 9 5\r\n{tag} OK done\r\n");
+    let fake = FakeImap::serving("thread", plan);
+    let imap = fake.client(|_, _| {});
     let tok = CancelToken::new();
     let ctx = OpCtx { cancel: &tok, progress: &no_progress };
     let inbox = folder("INBOX");
