@@ -5,7 +5,7 @@ ADVISORY_DB ?= ../shared/advisory-db
 FUZZ_SECONDS ?= 60
 N ?= 20000
 
-.PHONY: all build release static test lint unit demo test-large bench deps fetch deny vet supply-chain fuzz fmt clean
+.PHONY: all build release static tls-check test lint unit demo test-large bench deps fetch deny vet supply-chain fuzz fmt clean
 
 all: build
 
@@ -36,17 +36,46 @@ test-large:
 	$(CARGO) test --release --test imap_live -- --ignored --nocapture search_100k_messages
 
 ## A static binary (musl, vendored OpenSSL). Needs musl-tools and the musl target (rustup target add).
-static:
-	$(CARGO) build --release --target $(MUSL_TARGET)
-	@ldd target/$(MUSL_TARGET)/release/mailmoat 2>&1 | grep -q "statically linked\|not a dynamic executable" \
-		|| (echo "not static:"; ldd target/$(MUSL_TARGET)/release/mailmoat; exit 1)
-	@ls -l target/$(MUSL_TARGET)/release/mailmoat
+## Built with the `static` profile (Cargo.toml: release at opt-level "z"). openssl-src compiles
+## OpenSSL at -O2 whatever the profile; cc appends STATIC_CFLAGS to that: -Os, and no unwind tables
+## (no panic unwinds through OpenSSL: the openssl crate's callbacks are extern "C", where an
+## unwind aborts anyway). OPENSSL_SRC_PERL runs OpenSSL's ./Configure with OPENSSL_NO added:
+## protocols and algorithms a TLS 1.2/1.3 mail client never uses (QUIC, DTLS, SRP, CT, post-
+## quantum signatures, national and legacy ciphers; ML-KEM key exchange is kept). The link packs
+## relative relocations (DT_RELR, which musl's static-pie start code applies): the binary stays
+## position independent at a fraction of the relocation table.
+## OpenSSL is rebuilt only when its build directory is new: after changing STATIC_CFLAGS or
+## OPENSSL_NO, `rm -rf $(TARGET_DIR)/$(MUSL_TARGET)/static/build/openssl-sys-*` first.
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+STATIC_BIN := $(TARGET_DIR)/$(MUSL_TARGET)/static/mailmoat
+STATIC_CFLAGS := -Os -fno-asynchronous-unwind-tables -fno-unwind-tables
+OPENSSL_NO := no-quic no-dtls no-srtp no-srp no-ct no-cms no-ts no-cmp no-ml-dsa no-slh-dsa no-aria no-sm2 no-sm3 \
+	no-sm4 no-bf no-cast no-rc2 no-rc4 no-md4 no-mdc2 no-whirlpool no-rmd160 no-siv no-ocb no-gost no-ec2m
+static: $(TARGET_DIR)/openssl-configure-perl
+	CFLAGS_x86_64_unknown_linux_musl="$(STATIC_CFLAGS)" OPENSSL_SRC_PERL="$(abspath $<)" \
+	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-arg=-Wl,-z,pack-relative-relocs" \
+		$(CARGO) build --locked --profile static --target $(MUSL_TARGET)
+	@ldd $(STATIC_BIN) 2>&1 | grep -q "statically linked\|not a dynamic executable" \
+		|| (echo "not static:"; ldd $(STATIC_BIN); exit 1)
+	@ls -l $(STATIC_BIN)
+
+$(TARGET_DIR)/openssl-configure-perl: Makefile
+	@mkdir -p $(@D)
+	@printf '#!/bin/sh\n# Written by make static: perl for openssl-src, with options added to ./Configure.\n%s\n%s\n' \
+		'[ "$$1" = ./Configure ] && exec perl "$$@" $(OPENSSL_NO)' 'exec perl "$$@"' > $@
+	@chmod +x $@
+
+## Certificate verification of the static binary (after make static): with ca_file, with the CA in
+## no store (must fail), through SSL_CERT_FILE, and through Debian's host store (mount namespace).
+tls-check:
+	$(CARGO) build --release --example tls_check
+	MAILMOAT_BIN=$(abspath $(STATIC_BIN)) $(TARGET_DIR)/release/examples/tls_check
 
 ## gnu and musl release binaries with SHA-256 checksums in dist/.
 release: build static
 	mkdir -p dist
-	cp target/release/mailmoat dist/mailmoat-x86_64-linux-gnu
-	cp target/$(MUSL_TARGET)/release/mailmoat dist/mailmoat-x86_64-linux-musl
+	cp $(TARGET_DIR)/release/mailmoat dist/mailmoat-x86_64-linux-gnu
+	cp $(STATIC_BIN) dist/mailmoat-x86_64-linux-musl
 	cd dist && sha256sum mailmoat-x86_64-linux-gnu mailmoat-x86_64-linux-musl > SHA256SUMS && cat SHA256SUMS
 
 ## Benchmarks (not timed tests): sanitizer throughput, and mailmoat against raw IMAP on N messages.
@@ -102,10 +131,11 @@ vet: fetch
 
 supply-chain: deny vet
 
-## Each fuzz target for FUZZ_SECONDS (cargo-fuzz on nightly; seeds from tests/corpus).
+## Each fuzz target for FUZZ_SECONDS (cargo-fuzz on nightly; seeds from tests/corpus and fuzz/seeds).
 fuzz:
-	mkdir -p fuzz/corpus/content_render fuzz/corpus/content_html
+	cd fuzz && for t in $$(ls fuzz_targets | sed 's/\.rs$$//'); do mkdir -p corpus/$$t; done
 	cp tests/corpus/*.eml tests/corpus/benign/*.eml fuzz/corpus/content_render/ 2>/dev/null || true
+	for d in fuzz/seeds/*/; do cp "$$d"* fuzz/corpus/$$(basename "$$d")/; done
 	cd fuzz && for t in $$(ls fuzz_targets | sed 's/\.rs$$//'); do \
 		$(CARGO) +nightly fuzz run -O $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=262144 || exit 1; \
 	done

@@ -3,7 +3,16 @@
 //! Prints a table and writes target/bench.json. Figures are medians of repeated runs in one
 //! process on one machine; compare ratios, not absolute times.
 //!
-//! N comes from `MAILMOAT_BENCH_N` (default 20000).
+//! Peak RSS (VmHWM of the `mailmoat serve` process) is measured in fresh processes: one for a
+//! scripted agent session on the N-message folder (list_folders, searches, paging, fetch_message
+//! of typical messages, fetch_thread; the target of issue #6 is under 20 MB at N = 100,000) and
+//! one that fetches the 11 MB HTML message alone.
+//!
+//! N comes from `MAILMOAT_BENCH_N` (default 20000); `MAILMOAT_BIN` names another server binary
+//! (e.g. the static one). `MAILMOAT_BENCH_ONLY=rss` measures only
+//! the two RSS sessions (no timing runs). `MAILMOAT_BENCH_WRAP` runs each server under a
+//! command, e.g. `valgrind --tool=massif --massif-out-file=target/massif.%p` (a heap profile
+//! of each session: `ms_print target/massif.<pid>`); RSS figures are then the wrapper's.
 
 #[path = "../tests/common/dovecot.rs"]
 #[allow(dead_code, reason = "the benchmark uses only part of the test harness")]
@@ -19,7 +28,11 @@ use serde_json::{json, Value};
 
 const RUNS: usize = 20;
 
+/// The server under test: `MAILMOAT_BIN`, else the `mailmoat` beside this example.
 fn bin() -> PathBuf {
+    if let Some(b) = std::env::var_os("MAILMOAT_BIN") {
+        return PathBuf::from(b);
+    }
     let exe = std::env::current_exe().expect("current exe");
     exe.parent().and_then(|p| p.parent()).map(|p| p.join("mailmoat")).expect("target dir")
 }
@@ -36,14 +49,24 @@ fn ms(d: Duration) -> f64 {
 /// A running `mailmoat serve` speaking the modern era.
 struct Mm {
     child: Child,
-    stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     out: BufReader<std::process::ChildStdout>,
     next: u64,
 }
 
 impl Mm {
     fn spawn(config: &Path) -> Mm {
-        let mut child = Command::new(bin())
+        let wrap: Vec<String> =
+            std::env::var("MAILMOAT_BENCH_WRAP").map(|w| w.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+        let mut cmd = match wrap.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = cmd
             .arg("serve")
             .arg("--config")
             .arg(config)
@@ -54,7 +77,7 @@ impl Mm {
             .expect("spawn mailmoat");
         let stdin = child.stdin.take().unwrap();
         let out = BufReader::new(child.stdout.take().unwrap());
-        Mm { child, stdin, out, next: 1 }
+        Mm { child, stdin: Some(stdin), out, next: 1 }
     }
 
     fn request(&mut self, method: &str, mut params: Value) -> Value {
@@ -62,8 +85,9 @@ impl Mm {
             json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
         let id = self.next;
         self.next += 1;
-        writeln!(self.stdin, "{}", json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).unwrap();
-        self.stdin.flush().unwrap();
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{}", json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).unwrap();
+        stdin.flush().unwrap();
         loop {
             let mut line = String::new();
             assert!(self.out.read_line(&mut line).unwrap() > 0, "mailmoat exited");
@@ -88,7 +112,17 @@ impl Mm {
 }
 
 impl Drop for Mm {
+    /// Closes stdin (the server exits 0 on EOF, so a wrapper such as massif writes its profile),
+    /// waits up to 30 s, then kills.
     fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -157,6 +191,62 @@ fn time<F: FnMut()>(mut f: F) -> Duration {
     median(v)
 }
 
+fn ids_of(search: &Value) -> Vec<(String, u64)> {
+    let msgs = search["structuredContent"]["meta"]["messages"].as_array().cloned().unwrap_or_default();
+    msgs.iter().map(|m| (m["id"].as_str().unwrap().to_string(), m["size"].as_u64().unwrap_or(0))).collect()
+}
+
+/// A scripted agent session in a fresh server process; returns its peak RSS (KiB), the number
+/// of calls and how long the session took.
+fn scripted_session(config: &Path, n: usize) -> (u64, usize, Duration) {
+    let t = Instant::now();
+    let mut mm = Mm::spawn(config);
+    let large = dovecot::LARGE;
+    let mut calls = 0usize;
+    let mut call = |mm: &mut Mm, name: &str, args: Value| {
+        calls += 1;
+        mm.call(name, args)
+    };
+    call(&mut mm, "list_accounts", json!({}));
+    call(&mut mm, "list_folders", json!({}));
+    // Newest page of the big folder, then five more pages through the cursor.
+    let mut page = call(&mut mm, "search", json!({"folder": large, "limit": 50}));
+    let mut fetch = ids_of(&page);
+    for _ in 0..5 {
+        let Some(cursor) = page["structuredContent"]["meta"]["next_cursor"].as_str().map(str::to_string) else { break };
+        page = call(&mut mm, "search", json!({"folder": large, "limit": 50, "cursor": cursor}));
+    }
+    fetch.extend(ids_of(&page).into_iter().take(5));
+    // Searches that the server answers from the whole folder.
+    call(&mut mm, "search", json!({"folder": large, "subject": dovecot::large_subject(n / 2)}));
+    call(&mut mm, "search", json!({"folder": large, "from": "bulk7@bulk.example", "limit": 100}));
+    call(&mut mm, "search", json!({"folder": large, "text": "Bulk body 4242", "limit": 10}));
+    call(&mut mm, "search", json!({"folder": large, "since": "2000-02-01", "before": "2000-03-01", "limit": 100}));
+    call(&mut mm, "search", json!({"folder": "Archive", "limit": 100}));
+    // The standard INBOX: ordinary, multipart, hostile and thread messages (not the 11 MB one).
+    let inbox = call(&mut mm, "search", json!({"folder": "INBOX", "limit": 100}));
+    let inbox_ids: Vec<String> = ids_of(&inbox).into_iter().filter(|(_, size)| *size < 1024 * 1024).map(|(id, _)| id).collect();
+    for (id, _) in fetch.iter().take(20) {
+        call(&mut mm, "fetch_message", json!({"id": id}));
+    }
+    for id in &inbox_ids {
+        call(&mut mm, "fetch_message", json!({"id": id}));
+    }
+    for id in inbox_ids.iter().take(10) {
+        call(&mut mm, "fetch_thread", json!({"id": id}));
+    }
+    (mm.peak_rss_kib(), calls, t.elapsed())
+}
+
+/// A fresh server process that fetches only the 11 MB HTML message; its peak RSS (KiB).
+fn big_message_session(config: &Path) -> u64 {
+    let mut mm = Mm::spawn(config);
+    let big = mm.call("search", json!({"folder": "INBOX", "subject": "Big HTML newsletter"}));
+    let id = big["structuredContent"]["meta"]["messages"][0]["id"].as_str().unwrap().to_string();
+    mm.call("fetch_message", json!({"id": id}));
+    mm.peak_rss_kib()
+}
+
 fn big_html_message(bytes: usize) -> Vec<u8> {
     let mut body = String::with_capacity(bytes + 1024);
     body.push_str("<html><head><style>.x{color:#333}</style></head><body><table>");
@@ -181,6 +271,20 @@ fn main() {
     let config = dc.dir.join("mailmoat.toml");
     dc.write_mailmoat_config(&config, "readonly");
     let large = dovecot::LARGE;
+
+    // Peak RSS first, each in a fresh process (before the timing loops warm Dovecot's caches
+    // further; mailmoat keeps no cache of its own).
+    let (session_rss, session_calls, session_time) = scripted_session(&config, n);
+    let big_rss = big_message_session(&config);
+    if std::env::var("MAILMOAT_BENCH_ONLY").as_deref() == Ok("rss") {
+        println!(
+            "\npeak RSS, scripted session ({session_calls} calls on {n} messages, {:.1} s): {:.1} MiB",
+            session_time.as_secs_f64(),
+            session_rss as f64 / 1024.0
+        );
+        println!("peak RSS, fetching the 11 MB HTML message alone: {:.1} MiB", big_rss as f64 / 1024.0);
+        return;
+    }
 
     // Cold start: spawn → first answer.
     let mut init = Vec::new();
@@ -268,7 +372,13 @@ fn main() {
         ms(median(init.clone())),
         ms(median(list.clone()))
     );
-    println!("peak RSS of the serving process after the session: {:.1} MiB\n", rss as f64 / 1024.0);
+    println!(
+        "peak RSS, scripted session ({session_calls} calls on {n} messages, {:.1} s): {:.1} MiB",
+        session_time.as_secs_f64(),
+        session_rss as f64 / 1024.0
+    );
+    println!("peak RSS, fetching the 11 MB HTML message alone: {:.1} MiB", big_rss as f64 / 1024.0);
+    println!("peak RSS of the timing process after all runs below: {:.1} MiB\n", rss as f64 / 1024.0);
     println!("{:<26} {:>12} {:>12} {:>8}", "call", "mailmoat ms", "raw IMAP ms", "ratio");
     let mut json_rows = Vec::new();
     for (name, m, r) in &rows {
@@ -283,7 +393,10 @@ fn main() {
     let report = json!({
         "messages": n, "runs": RUNS,
         "cold_start_discover_ms": ms(median(init)), "cold_start_tools_list_ms": ms(median(list)),
-        "peak_rss_kib": rss, "calls": json_rows,
+        "peak_rss_kib": rss,
+        "scripted_session": {"calls": session_calls, "seconds": session_time.as_secs_f64(), "peak_rss_kib": session_rss},
+        "big_html_message": {"bytes": 11 * 1024 * 1024, "peak_rss_kib": big_rss},
+        "calls": json_rows,
     });
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench.json");
     std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap()).unwrap();
