@@ -42,8 +42,8 @@ test-large:
 ## unwind aborts anyway). OPENSSL_SRC_PERL runs OpenSSL's ./Configure with OPENSSL_NO added:
 ## protocols and algorithms a TLS 1.2/1.3 mail client never uses (QUIC, DTLS, SRP, CT, post-
 ## quantum signatures, national and legacy ciphers; ML-KEM key exchange is kept). The link packs
-## relative relocations (DT_RELR, which musl's static-pie start code applies): the binary stays
-## position independent at a fraction of the relocation table.
+## relative relocations (DT_RELR, which musl's static-pie start code applies; GNU ld 2.38 or newer):
+## the binary stays position independent at a fraction of the relocation table.
 ## OpenSSL is rebuilt only when its build directory is new: after changing STATIC_CFLAGS or
 ## OPENSSL_NO, `rm -rf $(TARGET_DIR)/$(MUSL_TARGET)/static/build/openssl-sys-*` first.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
