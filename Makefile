@@ -36,7 +36,7 @@ test-large:
 	$(CARGO) test --release --test imap_live -- --ignored --nocapture search_100k_messages
 
 ## A static binary (musl, vendored OpenSSL). Needs musl-tools and the musl target (rustup target add).
-## Built with the `static` profile (Cargo.toml: release at opt-level "z"). openssl-src compiles
+## Built with the `static` profile (Cargo.toml: release at opt-level "s"). openssl-src compiles
 ## OpenSSL at -O2 whatever the profile; cc appends STATIC_CFLAGS to that: -Os, and no unwind tables
 ## (no panic unwinds through OpenSSL: the openssl crate's callbacks are extern "C", where an
 ## unwind aborts anyway). OPENSSL_SRC_PERL runs OpenSSL's ./Configure with OPENSSL_NO added:

@@ -62,6 +62,13 @@ fn report(name: &str, out: &Output, want_ok: bool) -> bool {
     );
     if !pass {
         println!("{text}");
+        if out.status.success() && text.contains("tls failed") {
+            println!(
+                "note: the session itself verified (it logged in); the failure is `check`'s second handshake, which reads the \
+                 negotiated version through the openssl crate directly (src/net/tls.rs probe): it does not load the CA paths \
+                 native-tls finds with openssl-probe, so a vendored OpenSSL looks under its own /usr/local/ssl only"
+            );
+        }
     }
     pass
 }
