@@ -408,7 +408,8 @@ fn expand_uid_set(set: &[UidSetMember], max: usize) -> Option<Vec<u32>> {
 pub(crate) type CopyUid = (u32, Vec<(u32, u32)>);
 
 pub(crate) fn copyuid(data: &[u8], asked: &[u32], max: usize) -> Result<Option<CopyUid>, ImapError> {
-    let mut found = None;
+    // (UIDVALIDITY, old UID -> new UID); several codes (a server moving in chunks) add up.
+    let mut found: Option<(u32, std::collections::BTreeMap<u32, u32>)> = None;
     for r in each_response(data) {
         let r = r?;
         match r {
@@ -420,21 +421,31 @@ pub(crate) fn copyuid(data: &[u8], asked: &[u32], max: usize) -> Result<Option<C
                     }
                     _ => Vec::new(),
                 };
-                // Several COPYUID codes (a server moving in chunks) add up.
-                match &mut found {
-                    None => found = Some((v, pairs)),
-                    Some((fv, fp)) if *fv == v => fp.extend(pairs),
+                let map = match &mut found {
+                    None => &mut found.insert((v, Default::default())).1,
+                    Some((fv, map)) if *fv == v => map,
                     Some(_) => return Ok(None),
+                };
+                for (old, new) in pairs {
+                    // One old UID mapped to two new ones is a lie: no mapping is better than a
+                    // wrong one (the agent would act on the wrong message).
+                    if *map.entry(old).or_insert(new) != new {
+                        return Ok(None);
+                    }
                 }
             }
             _ => {}
         }
     }
-    if let Some((_, pairs)) = &mut found {
-        pairs.sort_unstable();
-        pairs.dedup();
-    }
-    Ok(found)
+    Ok(found.and_then(|(v, map)| {
+        // Two old UIDs mapped to one new one: the same lie, the other way round.
+        let mut dst: Vec<u32> = map.values().copied().collect();
+        dst.sort_unstable();
+        if dst.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+        Some((v, map.into_iter().collect()))
+    }))
 }
 
 /// APPENDUID (RFC 4315) from the tagged OK of an APPEND: (UIDVALIDITY, UID).
@@ -670,6 +681,20 @@ mod tests {
         // Two codes for different UIDVALIDITYs: not believed.
         let two = b"* OK [COPYUID 7 1 5] a\r\na1 OK [COPYUID 8 2 6] b\r\n";
         assert_eq!(copyuid(two, &[1, 2], 2).unwrap(), None);
+        // Several codes add up; the same pair twice is one pair.
+        let chunks = b"* OK [COPYUID 7 1 5] a\r\n* OK [COPYUID 7 1 5] a\r\na1 OK [COPYUID 7 2 6] b\r\n";
+        assert_eq!(copyuid(chunks, &[1, 2], 2).unwrap(), Some((7, vec![(1, 5), (2, 6)])));
+        // One old UID to two new ones, or two old UIDs to one new one: no mapping at all.
+        let split = b"* OK [COPYUID 7 1 5] a\r\na1 OK [COPYUID 7 1 6] b\r\n";
+        assert_eq!(copyuid(split, &[1], 1).unwrap(), None);
+        let merged = b"* OK [COPYUID 7 1 5] a\r\na1 OK [COPYUID 7 2 5] b\r\n";
+        assert_eq!(copyuid(merged, &[1, 2], 2).unwrap(), None);
+        // Repeating codes cannot grow the mapping past what was asked.
+        let mut flood = Vec::new();
+        for i in 0..10u32 {
+            flood.extend_from_slice(format!("* OK [COPYUID 7 1 {}] a\r\n", 100 + i).as_bytes());
+        }
+        assert_eq!(copyuid(&flood, &[1], 1).unwrap(), None);
     }
 
     #[test]

@@ -93,6 +93,15 @@ pub(crate) fn probe(host: &str, ca_file: Option<&Path>, stream: Guarded, ctl: &I
     let reason = |e: &dyn std::fmt::Display| TlsFailure::Reason(sanitize(&e.to_string()));
     let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| reason(&e))?;
     b.set_min_proto_version(Some(SslVersion::TLS1_2)).map_err(|e| reason(&e))?;
+    // The host's CA store, found as native-tls finds it: a vendored OpenSSL (the static build)
+    // would otherwise look under its own /usr/local/ssl and trust nothing.
+    let store = openssl_probe::probe();
+    if let Some(file) = &store.cert_file {
+        let _ = b.load_verify_locations(Some(file), None);
+    }
+    for dir in &store.cert_dir {
+        let _ = b.load_verify_locations(None, Some(dir));
+    }
     if let Some(path) = ca_file {
         let pem = ca_certificates(path).map_err(TlsFailure::Reason)?;
         let certs = openssl::x509::X509::stack_from_pem(&pem)
