@@ -284,6 +284,30 @@ impl ImapClient {
         self.with_session(ctx, |c| ops::search(c, ctx, folder, q))
     }
 
+    /// [`ImapClient::search`], then the summaries of the UIDs `page` picks from its result, on one
+    /// session and under one EXAMINE (the page comes from that very search, so no UIDVALIDITY
+    /// can come between them).
+    pub fn search_page(
+        &self,
+        ctx: &OpCtx<'_>,
+        folder: &MailboxName,
+        q: &SearchQuery,
+        page: impl Fn(&SearchResult) -> Vec<u32>,
+    ) -> Result<(SearchResult, Vec<Summary>), ImapError> {
+        q.validate()?;
+        let (max_response, max_header) = (self.limits.max_response_bytes, self.limits.max_header_bytes);
+        self.with_session(ctx, |c| {
+            let found = ops::search(c, ctx, folder, q)?;
+            let uids = page(&found);
+            if uids.is_empty() {
+                return Ok((found, Vec::new()));
+            }
+            args::uid_set("uids", &uids)?;
+            let summaries = ops::summaries_of_selected(c, ctx, &uids, max_response, max_header)?;
+            Ok((found, summaries))
+        })
+    }
+
     /// Summaries for these UIDs, in this order; UIDs that do not exist are omitted.
     pub fn fetch_summaries(
         &self,

@@ -94,12 +94,24 @@ pub(crate) fn fetch_summaries(
     max_response_bytes: u64,
     max_header_bytes: u64,
 ) -> Result<(u32, Vec<Summary>), ImapError> {
-    let mut wanted = uids.to_vec();
-    dedup_keep_order(&mut wanted);
     let sel = examine(conn, ctx, folder)?;
     if let Some(expected) = expect_uidvalidity {
         check_validity(folder, expected, &sel)?;
     }
+    Ok((sel.uidvalidity, summaries_of_selected(conn, ctx, uids, max_response_bytes, max_header_bytes)?))
+}
+
+/// [`fetch_summaries`] in the folder this session has open (no EXAMINE): for a search's page,
+/// fetched right after the search on the same session.
+pub(crate) fn summaries_of_selected(
+    conn: &mut Conn,
+    ctx: &OpCtx<'_>,
+    uids: &[u32],
+    max_response_bytes: u64,
+    max_header_bytes: u64,
+) -> Result<Vec<Summary>, ImapError> {
+    let mut wanted = uids.to_vec();
+    dedup_keep_order(&mut wanted);
     let mut sorted = wanted.clone();
     sorted.sort_unstable();
     let total = sorted.len() as u64;
@@ -129,8 +141,7 @@ pub(crate) fn fetch_summaries(
         done += chunk.len() as u64;
         (ctx.progress)(done, Some(total));
     }
-    let out = wanted.iter().filter_map(|u| found.remove(u)).collect();
-    Ok((sel.uidvalidity, out))
+    Ok(wanted.iter().filter_map(|u| found.remove(u)).collect())
 }
 
 pub(crate) fn fetch_message(

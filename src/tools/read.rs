@@ -430,28 +430,34 @@ fn search(reg: &Registry, ctx: &CallCtx, mut args: Args) -> Result<Output, ToolE
     reg.check_posture("search", acct)?;
 
     let digest = Cursor::digest(&format!("{}\0{}\0{:?}", acct.name, folder.as_str(), q));
+    if cursor.as_ref().is_some_and(|c| c.query != digest) {
+        return Err(ToolError::invalid("argument `cursor` belongs to a different search"));
+    }
+    // Where the page starts in a search result; `None` when the cursor is from an older
+    // incarnation of the folder.
+    let start_in = |found: &crate::imap::SearchResult| match &cursor {
+        None => Some(0),
+        Some(c) if c.uidvalidity != found.uidvalidity => None,
+        Some(c) => Some(found.uids.iter().position(|&u| u == c.last_uid).map_or(c.offset.min(found.uids.len()), |p| p + 1)),
+    };
+    let page_of = |found: &crate::imap::SearchResult| match start_in(found) {
+        Some(start) => found.uids.iter().skip(start).take(limit).copied().collect(),
+        None => Vec::new(),
+    };
     (ctx.progress)(0.0, Some(2.0), "searching");
     let op = reg.op(ctx, &no_progress);
-    let found = client.search(&op, &folder, &q)?;
-    (ctx.progress)(1.0, Some(2.0), "fetching summaries");
-
-    let start = match &cursor {
-        None => 0,
-        Some(c) if c.query != digest => return Err(ToolError::invalid("argument `cursor` belongs to a different search")),
-        Some(c) if c.uidvalidity != found.uidvalidity => {
-            return Err(ToolError::new(
-                "uidvalidity_changed",
-                format!("folder {} was recreated (UIDVALIDITY changed); start the search again", folder.as_str()),
-            ))
-        }
-        Some(c) => found.uids.iter().position(|&u| u == c.last_uid).map_or(c.offset.min(found.uids.len()), |p| p + 1),
+    let (found, summaries) = client.search_page(&op, &folder, &q, |found| {
+        (ctx.progress)(1.0, Some(2.0), "fetching summaries");
+        page_of(found)
+    })?;
+    let Some(start) = start_in(&found) else {
+        return Err(ToolError::new(
+            "uidvalidity_changed",
+            format!("folder {} was recreated (UIDVALIDITY changed); start the search again", folder.as_str()),
+        ));
     };
-    let page: Vec<u32> = found.uids.iter().skip(start).take(limit).copied().collect();
-    let (uidvalidity, summaries) = if page.is_empty() {
-        (found.uidvalidity, Vec::new())
-    } else {
-        client.fetch_summaries(&op, &folder, Some(found.uidvalidity), &page)?
-    };
+    let page = page_of(&found);
+    let uidvalidity = found.uidvalidity;
     (ctx.progress)(2.0, Some(2.0), "done");
     let end = start + page.len();
     let next_cursor = (end < found.uids.len() && !page.is_empty())
