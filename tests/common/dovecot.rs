@@ -1240,7 +1240,7 @@ fn chown(p: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
 }
 
-fn write_private(path: &Path, data: &[u8]) {
+pub fn write_private(path: &Path, data: &[u8]) {
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
@@ -1266,7 +1266,8 @@ fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn toml_str(s: &str) -> String {
+/// A TOML basic string.
+pub fn toml_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {

@@ -43,13 +43,13 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::dovecot::{header_value, mutf7, reap, remove_dir_retrying, Dovecot, TestCa, USER};
+use super::dovecot::{header_value, mutf7, reap, remove_dir_retrying, toml_str, write_private, Dovecot, TestCa, USER};
 
 /// Addresses the server accepts (all of them end up in the one Dovecot mailbox).
 pub const RECIPIENTS: [&str; 4] = [USER, "bob@example.test", "carol@example.test", "dave@example.test"];
@@ -611,30 +611,5 @@ fn tail_lines(path: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = lines[lines.len().saturating_sub(n)..].join("\n");
     out.push('\n');
-    out
-}
-
-fn write_private(path: &Path, data: &[u8]) {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-    f.write_all(data).expect("write private file");
-}
-
-fn toml_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
     out
 }
