@@ -1156,7 +1156,7 @@ fn greeting_ok(host: &str, port: u16, expected: &str) -> bool {
     false
 }
 
-fn keep_dirs() -> bool {
+pub fn keep_dirs() -> bool {
     std::env::var_os("MAILMOAT_KEEP_TEST_DIRS").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
@@ -1207,8 +1207,13 @@ fn seed_footprint(seed: &Seed) -> u64 {
 }
 
 fn unique_dir(prefix: &str, need: u64) -> PathBuf {
+    unique_dir_in(&temp_base(need), prefix)
+}
+
+/// A new directory `<base>/<prefix>-<pid>-<n>`, mode 0755 (servers that drop privileges must
+/// traverse it).
+pub fn unique_dir_in(base: &Path, prefix: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let base = temp_base(need);
     loop {
         let p = base.join(format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
         match fs::create_dir(&p) {

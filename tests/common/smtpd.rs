@@ -46,10 +46,11 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::dovecot::{header_value, mutf7, reap, remove_dir_retrying, toml_str, write_private, Dovecot, TestCa, USER};
+use super::dovecot::{
+    header_value, keep_dirs, mutf7, reap, remove_dir_retrying, toml_str, unique_dir_in, write_private, Dovecot, TestCa, USER,
+};
 
 /// Addresses the server accepts (all of them end up in the one Dovecot mailbox).
 pub const RECIPIENTS: [&str; 4] = [USER, "bob@example.test", "carol@example.test", "dave@example.test"];
@@ -137,7 +138,7 @@ impl Smtpd {
         fs::set_permissions(&auth_socket, fs::Permissions::from_mode(0o666))
             .unwrap_or_else(|e| panic!("chmod {}: {e}", auth_socket.display()));
 
-        let dir = unique_dir(dovecot.dir.parent().unwrap_or(Path::new("/tmp")));
+        let dir = unique_dir_in(dovecot.dir.parent().unwrap_or(Path::new("/tmp")), "mmsm");
         let ca = TestCa::create(&dir.join("tls"));
         let conf = dir.join("conf");
         let queue = dir.join("queue");
@@ -572,25 +573,6 @@ fn free_port() -> u16 {
             return port;
         }
     }
-}
-
-fn unique_dir(base: &Path) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    loop {
-        let p = base.join(format!("mmsm-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
-        match fs::create_dir(&p) {
-            Ok(()) => {
-                let _ = fs::set_permissions(&p, fs::Permissions::from_mode(0o755));
-                return p;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("cannot create {}: {e}", p.display()),
-        }
-    }
-}
-
-fn keep_dirs() -> bool {
-    std::env::var_os("MAILMOAT_KEEP_TEST_DIRS").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 fn command_output(cmd: &mut Command, what: &str) -> String {
